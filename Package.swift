@@ -1,0 +1,110 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pdrelay",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pdrelay", targets: ["pdrelay"]),
+        .executable(name: "pd-send", targets: ["pd-send"]),
+        .executable(name: "pdrelay-loadtest", targets: ["pdrelay-loadtest"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
+    ],
+    targets: [
+        // System SQLite (libsqlite3-dev); `import SQLite3` does not exist on Linux.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Pure core: event model, validation, the replicated queue/dedup state machine and the
+        // leader-local delivery scheduler. No I/O, no clocks, no randomness.
+        .target(
+            name: "RelayCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        // Durable storage of the state machine in one SQLite file per node.
+        .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore"]),
+        // The node: configuration, the engine (group commit + delivery), HTTP ingest and operations.
+        .target(
+            name: "RelayNode",
+            dependencies: [
+                "RelayCore", "RelayStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // HTTP client for the relay's own API, shared by pd-send, `pdrelay queue` and the load test.
+        .target(
+            name: "RelayClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // A real HTTP server that plays PagerDuty's Events API: records deliveries, answers as scripted.
+        .target(
+            name: "MockPagerDuty",
+            dependencies: [
+                "RelayCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .executableTarget(
+            name: "pdrelay",
+            dependencies: [
+                "RelayNode", "RelayClient", "RelayCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "pd-send",
+            dependencies: [
+                "RelayClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "pdrelay-loadtest",
+            dependencies: [
+                "RelayClient", "MockPagerDuty",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "loadtest/Sources/pdrelay-loadtest"
+        ),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore"]),
+        .testTarget(
+            name: "RelayNodeTests",
+            dependencies: [
+                "RelayNode", "MockPagerDuty", "RelayClient",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["MockPagerDuty", "RelayClient"]
+        ),
+    ]
+)

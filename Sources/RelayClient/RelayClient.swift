@@ -1,0 +1,82 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// An HTTP answer from a relay (or from PagerDuty: the wire format is the same).
+public struct RelayResponse: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+    public var retryAfter: String?
+
+    public var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// The body as a JSON object, or nil.
+    public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] }
+
+    /// PagerDuty's error text: `message` and `errors`, as `pd-send` prints it.
+    public var errorText: String {
+        guard let json else { return text.isEmpty ? "HTTP \(status)" : text }
+        let message = json["message"] as? String ?? json["status"] as? String ?? "HTTP \(status)"
+        let errors = (json["errors"] as? [String]) ?? []
+        return errors.isEmpty ? message : "\(message): \(errors.joined(separator: "; "))"
+    }
+}
+
+/// A small client for a relay's HTTP API, used by `pd-send`, `pdrelay queue` and the load test.
+public final class RelayClient: Sendable {
+    public let baseURL: String
+    private let adminToken: String?
+    private let timeout: TimeAmount
+    private let httpClient: HTTPClient
+
+    public init(baseURL: String, adminToken: String? = nil, timeoutMilliseconds: Int64 = 10_000, maxConnections: Int = 8) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.adminToken = adminToken
+        self.timeout = .milliseconds(timeoutMilliseconds)
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
+        configuration.timeout = .init(connect: .milliseconds(min(timeoutMilliseconds, 5_000)))
+        httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func post(_ path: String, json body: [UInt8], contentType: String = "application/json") async throws -> RelayResponse {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.body = .bytes(ByteBuffer(bytes: body))
+        return try await execute(request)
+    }
+
+    public func get(_ path: String) async throws -> RelayResponse {
+        try await execute(HTTPClientRequest(url: baseURL + path))
+    }
+
+    private func execute(_ request: HTTPClientRequest) async throws -> RelayResponse {
+        var request = request
+        request.headers.add(name: "User-Agent", value: "pdrelay-client")
+        if let adminToken { request.headers.add(name: "Authorization", value: "Bearer \(adminToken)") }
+        let response = try await httpClient.execute(request, timeout: timeout)
+        let body = try await response.body.collect(upTo: 64 * 1_024 * 1_024)
+        return RelayResponse(
+            status: Int(response.status.code), body: Array(body.readableBytesView), retryAfter: response.headers.first(name: "Retry-After"))
+    }
+
+    public func shutdown() async throws {
+        try await httpClient.shutdown()
+    }
+
+    /// Runs `body` with a client and always shuts the client down.
+    public static func with<T>(
+        baseURL: String, adminToken: String? = nil, timeoutMilliseconds: Int64 = 10_000, _ body: (RelayClient) async throws -> T
+    ) async throws -> T {
+        let client = RelayClient(baseURL: baseURL, adminToken: adminToken, timeoutMilliseconds: timeoutMilliseconds)
+        do {
+            let result = try await body(client)
+            try await client.shutdown()
+            return result
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// A client's event, validated, with everything the proposer had to decide already decided, so
+/// that applying it is deterministic on every node.
+public struct Acceptance: Sendable, Equatable {
+    public let kind: EventKind
+    public let action: EventAction
+    /// The client's key, or the one the proposer generated for it (`keyWasAssigned`).
+    public let key: OrderingKey
+    public let keyWasAssigned: Bool
+    public let body: [UInt8]
+    public let fingerprint: [UInt8]
+    public let receivedAtMilliseconds: Int64
+
+    public init(
+        kind: EventKind, action: EventAction, key: OrderingKey, keyWasAssigned: Bool, body: [UInt8],
+        fingerprint: [UInt8], receivedAtMilliseconds: Int64
+    ) {
+        self.kind = kind
+        self.action = action
+        self.key = key
+        self.keyWasAssigned = keyWasAssigned
+        self.body = body
+        self.fingerprint = fingerprint
+        self.receivedAtMilliseconds = receivedAtMilliseconds
+    }
+
+    /// Builds the acceptance for a validated event; `assignedKey` is used only when the client
+    /// gave none.
+    public init(_ event: ValidatedEvent, assignedKey: String, receivedAtMilliseconds: Int64) {
+        let dedupKey = event.dedupKey ?? assignedKey
+        self.init(
+            kind: event.api.kind, action: event.action,
+            key: OrderingKey(routingKey: event.routingKey, dedupKey: dedupKey),
+            keyWasAssigned: event.dedupKey == nil, body: event.upstreamBody(assignedDedupKey: dedupKey),
+            fingerprint: event.fingerprint, receivedAtMilliseconds: receivedAtMilliseconds)
+    }
+}
+
+/// The inputs of the replicated state machine. Every node applies the same commands in the same
+/// order and so holds the same queue and dedup table.
+public enum RelayCommand: Sendable, Equatable {
+    case accept(Acceptance)
+    /// The leader's record of one delivery attempt: delivered, to retry, or dead-lettered.
+    case recordAttempt(eventNumber: UInt64, AttemptRecord)
+    /// Operator: dead letters back to pending.
+    case retryDead(EventFilter)
+    /// Operator: forget events.
+    case purge(EventFilter)
+}
+
+public enum CommandResult: Sendable, Equatable {
+    /// A new event, queued.
+    case accepted(dedupKey: String, eventNumber: UInt64)
+    /// The same bytes as the newest event for this key, within the duplicate window: a client
+    /// retry. Nothing new is queued.
+    case duplicate(dedupKey: String, eventNumber: UInt64)
+    /// Replaced a queued, not yet started event of the same action for this key.
+    case coalesced(dedupKey: String, eventNumber: UInt64)
+    /// The queue is at its limit; nothing was queued and the client must retry later.
+    case queueFull
+    case attemptRecorded
+    /// An attempt for an event that is gone (purged while in flight).
+    case eventGone
+    case retried(count: Int, superseded: Int)
+    case purged(count: Int)
+}
+
+/// Writes the store must make, in order, for the state to survive a restart.
+public enum StoreMutation: Sendable, Equatable {
+    case putEvent(QueuedEvent)
+    case deleteEvent(UInt64)
+    case putDedup(DedupEntry)
+    case deleteDedup(OrderingKey)
+    case appendAttempt(eventNumber: UInt64, AttemptRecord)
+    case setNextEventNumber(UInt64)
+}

@@ -1,0 +1,403 @@
+import Crypto
+
+/// The three ingest endpoints, each with PagerDuty's own rules.
+public enum IngestAPI: String, Sendable, CaseIterable {
+    case v2Alert = "v2_enqueue"
+    case v2Change = "v2_change_enqueue"
+    case v1Generic = "v1_create_event"
+
+    public var kind: EventKind { self == .v2Change ? .change : .alert }
+}
+
+/// PagerDuty's 400 body: `{"status","message","errors":[...]}`.
+public struct IngestError: Error, Sendable, Equatable {
+    public let status: String
+    public let message: String
+    public let errors: [String]
+
+    public init(status: String, message: String, errors: [String]) {
+        self.status = status
+        self.message = message
+        self.errors = errors
+    }
+
+    public static func unrecognized(_ detail: String) -> IngestError {
+        IngestError(status: "Unrecognized object", message: "Event object format is unrecognized", errors: [detail])
+    }
+
+    public static func invalid(_ errors: [String]) -> IngestError {
+        IngestError(status: "invalid event", message: "Event object is invalid", errors: errors)
+    }
+
+    /// The `errors` field of metrics: a stable reason label, not the free text.
+    public var reason: String { status == "invalid event" ? "invalid_event" : "unrecognized_object" }
+}
+
+/// An event that passed validation, in v2 form, before the relay has assigned anything to it.
+public struct ValidatedEvent: Sendable {
+    public let api: IngestAPI
+    public let action: EventAction
+    public let routingKey: String
+    /// The client's dedup_key (v2) or incident_key (v1); nil when the relay must assign one.
+    public let dedupKey: String?
+    /// SHA-256 of the endpoint and the raw body: a client retry carries the same bytes.
+    public let fingerprint: [UInt8]
+    /// The v2 event as it goes upstream, less a relay-assigned dedup_key.
+    let object: [String: JSONValue]
+    /// The client's own bytes, forwarded untouched when nothing had to change.
+    let originalBody: [UInt8]?
+
+    /// The exact bytes sent upstream. The body is re-encoded only when the relay had to change
+    /// it, so clients' fields (known or not) reach PagerDuty as they were sent.
+    public func upstreamBody(assignedDedupKey: String) -> [UInt8] {
+        if let originalBody, dedupKey != nil || api == .v2Change { return originalBody }
+        var object = self.object
+        if api.kind == .alert { object["dedup_key"] = .string(assignedDedupKey) }
+        return JSONValue.object(object).encoded()
+    }
+}
+
+/// Limits that PagerDuty documents; the relay enforces them at the door so a client learns of a
+/// bad event at once, not from a dead letter hours later.
+public struct ValidationLimits: Sendable {
+    public static let pagerDuty = ValidationLimits()
+
+    public var maxEventBytes = 512_000
+    public var maxSummaryCharacters = 1024
+    public var maxDedupKeyCharacters = 255
+    public var routingKeyCharacters = 32
+}
+
+public enum EventValidator {
+    public static func validate(
+        body: [UInt8], api: IngestAPI, limits: ValidationLimits = .pagerDuty
+    ) -> Result<ValidatedEvent, IngestError> {
+        guard body.count <= limits.maxEventBytes else {
+            return .failure(.invalid(["Event is \(body.count) bytes; the limit is \(limits.maxEventBytes) bytes"]))
+        }
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue.parse(body)
+        } catch {
+            return .failure(.unrecognized("JSON parse error"))
+        }
+        guard case .object(let object) = parsed else {
+            return .failure(.unrecognized("Event must be a JSON object, not \(parsed.typeDescription)"))
+        }
+        var checker = FieldChecker(limits: limits)
+        let fingerprint = Array(SHA256.hash(data: Array(api.rawValue.utf8) + [0] + body))
+        switch api {
+        case .v2Alert:
+            return checker.alert(object, fingerprint: fingerprint, body: body)
+        case .v2Change:
+            return checker.change(object, fingerprint: fingerprint, body: body)
+        case .v1Generic:
+            return checker.v1(object, fingerprint: fingerprint)
+        }
+    }
+}
+
+/// Collects every problem in an event, as PagerDuty does, rather than stopping at the first.
+private struct FieldChecker {
+    let limits: ValidationLimits
+    var errors: [String] = []
+
+    mutating func alert(_ event: [String: JSONValue], fingerprint: [UInt8], body: [UInt8]) -> Result<ValidatedEvent, IngestError> {
+        let routingKey = routingKey(event, field: "routing_key")
+        let action = enumeration(event, "event_action", EventAction.alertActions)
+        let dedupKey = dedupKey(event, field: "dedup_key", requiredFor: action)
+        if action == .trigger {
+            if let payload = object(event, "payload", required: true) {
+                requiredString(payload, "summary", path: "payload.summary", maxCharacters: limits.maxSummaryCharacters)
+                requiredString(payload, "source", path: "payload.source")
+                enumeration(payload, "severity", Severity.names, path: "payload.severity")
+                timestamp(payload, "timestamp", path: "payload.timestamp")
+                for field in ["component", "group", "class"] { optionalString(payload, field, path: "payload.\(field)") }
+            }
+            for field in ["client", "client_url"] { optionalString(event, field) }
+        }
+        images(event["images"], path: "images")
+        links(event["links"], path: "links")
+        return finish(.v2Alert, action, routingKey, dedupKey, fingerprint, event, body)
+    }
+
+    mutating func change(_ event: [String: JSONValue], fingerprint: [UInt8], body: [UInt8]) -> Result<ValidatedEvent, IngestError> {
+        let routingKey = routingKey(event, field: "routing_key")
+        if let routingKey, routingKey.hasPrefix("R") {
+            errors.append("'routing_key' is a ruleset key; change events need a service integration key")
+        }
+        if let payload = object(event, "payload", required: true) {
+            requiredString(payload, "summary", path: "payload.summary", maxCharacters: limits.maxSummaryCharacters)
+            optionalString(payload, "source", path: "payload.source")
+            timestamp(payload, "timestamp", path: "payload.timestamp")
+        }
+        images(event["images"], path: "images")
+        links(event["links"], path: "links")
+        return finish(.v2Change, .change, routingKey, nil, fingerprint, event, body)
+    }
+
+    /// v1 events are checked by v1's rules, then translated to the v2 event that goes upstream.
+    mutating func v1(_ event: [String: JSONValue], fingerprint: [UInt8]) -> Result<ValidatedEvent, IngestError> {
+        let serviceKey = routingKey(event, field: "service_key")
+        let action = enumeration(event, "event_type", EventAction.alertActions)
+        let incidentKey = dedupKey(event, field: "incident_key", requiredFor: action)
+        var v2: [String: JSONValue] = [:]
+        if action == .trigger {
+            let description = requiredString(event, "description", maxCharacters: limits.maxSummaryCharacters)
+            let client = optionalString(event, "client")
+            optionalString(event, "client_url")
+            var payload: [String: JSONValue] = [
+                "summary": .string(description ?? ""),
+                "source": .string(client ?? "pdrelay"),
+                "severity": .string(Severity.error.rawValue),
+            ]
+            if let details = event["details"] { payload["custom_details"] = details }
+            v2["payload"] = .object(payload)
+            for field in ["client", "client_url"] { if let value = event[field] { v2[field] = value } }
+            let (links, images) = contexts(event["contexts"])
+            if !links.isEmpty { v2["links"] = .array(links) }
+            if !images.isEmpty { v2["images"] = .array(images) }
+        }
+        if let serviceKey { v2["routing_key"] = .string(serviceKey) }
+        if let action { v2["event_action"] = .string(action.rawValue) }
+        if let incidentKey { v2["dedup_key"] = .string(incidentKey) }
+        return finish(.v1Generic, action, serviceKey, incidentKey, fingerprint, v2, nil)
+    }
+
+    private func finish(
+        _ api: IngestAPI, _ action: EventAction?, _ routingKey: String?, _ dedupKey: String?,
+        _ fingerprint: [UInt8], _ object: [String: JSONValue], _ body: [UInt8]?
+    ) -> Result<ValidatedEvent, IngestError> {
+        guard errors.isEmpty, let action, let routingKey else { return .failure(.invalid(errors)) }
+        return .success(
+            ValidatedEvent(
+                api: api, action: action, routingKey: routingKey, dedupKey: dedupKey,
+                fingerprint: fingerprint, object: object, originalBody: body))
+    }
+
+    // MARK: field rules
+
+    private mutating func routingKey(_ event: [String: JSONValue], field: String) -> String? {
+        guard let key = requiredString(event, field) else { return nil }
+        if key.count != limits.routingKeyCharacters {
+            errors.append("Length of '\(field)' is incorrect (should be \(limits.routingKeyCharacters) characters)")
+            return nil
+        }
+        if !key.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }) {
+            errors.append("'\(field)' cannot contain non-alphanumeric characters.")
+            return nil
+        }
+        return key
+    }
+
+    private mutating func dedupKey(_ event: [String: JSONValue], field: String, requiredFor action: EventAction?) -> String? {
+        let required = action == .acknowledge || action == .resolve
+        let key = required ? requiredString(event, field) : optionalString(event, field)
+        guard let key else { return nil }
+        if key.count > limits.maxDedupKeyCharacters {
+            errors.append("Length of '\(field)' is incorrect (should be at most \(limits.maxDedupKeyCharacters) characters)")
+            return nil
+        }
+        // A blank key on a trigger means "assign one", as PagerDuty does.
+        return key.isEmpty ? nil : key
+    }
+
+    @discardableResult
+    private mutating func requiredString(
+        _ object: [String: JSONValue], _ field: String, path: String? = nil, maxCharacters: Int? = nil
+    ) -> String? {
+        let path = path ?? field
+        guard let value = object[field], value != .null else {
+            errors.append("'\(path)' is missing or blank")
+            return nil
+        }
+        guard case .string(let string) = value else {
+            errors.append("'\(path)' must be a string, not \(value.typeDescription)")
+            return nil
+        }
+        if string.allSatisfy(\.isWhitespace) {
+            errors.append("'\(path)' is missing or blank")
+            return nil
+        }
+        if let maxCharacters, string.count > maxCharacters {
+            errors.append("Length of '\(path)' is incorrect (should be at most \(maxCharacters) characters)")
+            return nil
+        }
+        return string
+    }
+
+    @discardableResult
+    private mutating func optionalString(_ object: [String: JSONValue], _ field: String, path: String? = nil) -> String? {
+        guard let value = object[field], value != .null else { return nil }
+        guard case .string(let string) = value else {
+            errors.append("'\(path ?? field)' must be a string, not \(value.typeDescription)")
+            return nil
+        }
+        return string
+    }
+
+    private mutating func object(_ event: [String: JSONValue], _ field: String, required: Bool) -> [String: JSONValue]? {
+        guard let value = event[field], value != .null else {
+            if required { errors.append("'\(field)' is missing or blank") }
+            return nil
+        }
+        guard case .object(let object) = value else {
+            errors.append("'\(field)' must be an object, not \(value.typeDescription)")
+            return nil
+        }
+        return object
+    }
+
+    @discardableResult
+    private mutating func enumeration<Value: RawRepresentable<String>>(
+        _ object: [String: JSONValue], _ field: String, _ allowed: [Value], path: String? = nil
+    ) -> Value? {
+        let path = path ?? field
+        guard let string = requiredString(object, field, path: path) else { return nil }
+        guard let value = allowed.first(where: { $0.rawValue == string }) else {
+            let names = allowed.map(\.rawValue).joined(separator: ", ")
+            errors.append("'\(path)' is invalid (must be one of \(names))")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func timestamp(_ object: [String: JSONValue], _ field: String, path: String) {
+        guard let string = optionalString(object, field, path: path) else { return }
+        if !ISO8601Syntax.isDateTime(string) {
+            errors.append("'\(path)' is invalid (must be an ISO 8601 date-time such as 2015-07-17T08:42:58.315+0000)")
+        }
+    }
+
+    private mutating func images(_ value: JSONValue?, path: String) {
+        for (index, image) in items(value, path: path) {
+            let itemPath = "\(path)[\(index)]"
+            guard case .object(let image) = image else {
+                errors.append("'\(itemPath)' must be an object")
+                continue
+            }
+            if let src = requiredString(image, "src", path: "\(itemPath).src"), !src.lowercased().hasPrefix("https://") {
+                errors.append("'\(itemPath).src' must be an HTTPS URL")
+            }
+            optionalString(image, "href", path: "\(itemPath).href")
+            optionalString(image, "alt", path: "\(itemPath).alt")
+        }
+    }
+
+    private mutating func links(_ value: JSONValue?, path: String) {
+        for (index, link) in items(value, path: path) {
+            let itemPath = "\(path)[\(index)]"
+            guard case .object(let link) = link else {
+                errors.append("'\(itemPath)' must be an object")
+                continue
+            }
+            requiredString(link, "href", path: "\(itemPath).href")
+            optionalString(link, "text", path: "\(itemPath).text")
+        }
+    }
+
+    private mutating func items(_ value: JSONValue?, path: String) -> EnumeratedSequence<[JSONValue]> {
+        guard let value, value != .null else { return [].enumerated() }
+        guard case .array(let items) = value else {
+            errors.append("'\(path)' must be an array, not \(value.typeDescription)")
+            return [].enumerated()
+        }
+        return items.enumerated()
+    }
+
+    /// v1 `contexts` become v2 `links` and `images`, without their `type`.
+    private mutating func contexts(_ value: JSONValue?) -> (links: [JSONValue], images: [JSONValue]) {
+        var links: [JSONValue] = []
+        var images: [JSONValue] = []
+        for (index, context) in items(value, path: "contexts") {
+            guard case .object(var fields) = context else {
+                errors.append("'contexts[\(index)]' must be an object")
+                continue
+            }
+            let type = fields.removeValue(forKey: "type")?.stringValue
+            switch type {
+            case "link":
+                self.links(.array([.object(fields)]), path: "contexts[\(index)]")
+                links.append(.object(fields))
+            case "image":
+                self.images(.array([.object(fields)]), path: "contexts[\(index)]")
+                images.append(.object(fields))
+            default:
+                errors.append("'contexts[\(index)].type' is invalid (must be one of link, image)")
+            }
+        }
+        return (links, images)
+    }
+}
+
+public enum Severity: String, Sendable, CaseIterable {
+    case critical, error, warning, info
+    static let names = allCases
+}
+
+extension EventAction {
+    static let alertActions: [EventAction] = [.trigger, .acknowledge, .resolve]
+}
+
+/// PagerDuty documents `timestamp` as ISO 8601 but its own example (`…315+0000`) is not strict
+/// RFC 3339, so both offset forms are accepted. A hand-written scanner keeps the core free of
+/// Foundation's date parsers, which depend on the process's locale and time zone.
+enum ISO8601Syntax {
+    static func isDateTime(_ text: String) -> Bool {
+        var scanner = ByteScanner(text)
+        guard scanner.number(4) != nil, scanner.skip("-"),
+            let month = scanner.number(2), (1...12).contains(month), scanner.skip("-"),
+            let day = scanner.number(2), (1...31).contains(day), scanner.skip("Tt "),
+            let hour = scanner.number(2), hour < 24, scanner.skip(":"),
+            let minute = scanner.number(2), minute < 60
+        else { return false }
+        if scanner.skip(":") {
+            guard let second = scanner.number(2), second <= 60 else { return false }
+            if scanner.skip(".,") && scanner.digitRun() == 0 { return false }
+        }
+        if scanner.atEnd || (scanner.skip("Zz") && scanner.atEnd) { return true }
+        guard scanner.skip("+-"), scanner.number(2) != nil else { return false }
+        if scanner.atEnd { return true }
+        _ = scanner.skip(":")
+        return scanner.number(2) != nil && scanner.atEnd
+    }
+
+    private struct ByteScanner {
+        private let bytes: [UInt8]
+        private var position = 0
+
+        init(_ text: String) { bytes = Array(text.utf8) }
+
+        var atEnd: Bool { position == bytes.count }
+
+        private func digit(at index: Int) -> Int? {
+            guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { return nil }
+            return Int(bytes[index] - UInt8(ascii: "0"))
+        }
+
+        /// Exactly `count` digits, as a number; consumes nothing if they are not there.
+        mutating func number(_ count: Int) -> Int? {
+            var value = 0
+            for offset in 0..<count {
+                guard let digit = digit(at: position + offset) else { return nil }
+                value = value * 10 + digit
+            }
+            position += count
+            return value
+        }
+
+        /// Consumes one of `characters` if it is next.
+        mutating func skip(_ characters: String) -> Bool {
+            guard position < bytes.count, characters.utf8.contains(bytes[position]) else { return false }
+            position += 1
+            return true
+        }
+
+        /// Consumes a run of digits and says how long it was.
+        mutating func digitRun() -> Int {
+            let start = position
+            while digit(at: position) != nil { position += 1 }
+            return position - start
+        }
+    }
+}

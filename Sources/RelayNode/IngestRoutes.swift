@@ -1,0 +1,80 @@
+import Hummingbird
+import RelayCore
+
+/// The three PagerDuty-compatible endpoints. A request is validated before it touches the
+/// engine, so a bad event costs no disk write; a good one is answered only once it is synced.
+struct IngestRoutes: Sendable {
+    let engine: RelayEngine
+    let environment: NodeEnvironment
+    let limits: ValidationLimits
+    let metrics: NodeMetrics
+
+    static let paths: [(String, IngestAPI)] = [
+        ("/v2/enqueue", .v2Alert),
+        ("/v2/change/enqueue", .v2Change),
+        ("/generic/2010-04-15/create_event.json", .v1Generic),
+    ]
+
+    func register(on router: Router<BasicRequestContext>) {
+        for (path, api) in Self.paths {
+            router.post(RouterPath(path)) { request, _ in await ingest(api, request) }
+        }
+    }
+
+    func ingest(_ api: IngestAPI, _ request: Request) async -> Response {
+        if let contentType = request.headers[.contentType], !Self.isJSON(contentType) {
+            metrics.rejected("unsupported_media_type")
+            return JSONResponses.error(
+                .unsupportedMediaType, .unrecognized("Content-Type must be application/json, not '\(contentType.prefix(100))'"))
+        }
+        let body: ByteBuffer
+        do {
+            if let length = request.headers[.contentLength].flatMap(Int.init), length > limits.maxEventBytes { throw TooLarge() }
+            body = try await request.body.collect(upTo: limits.maxEventBytes)
+        } catch {
+            metrics.rejected("too_large")
+            return JSONResponses.error(
+                .contentTooLarge, .invalid(["Event is larger than the limit of \(limits.maxEventBytes) bytes"]))
+        }
+        let event: ValidatedEvent
+        switch EventValidator.validate(body: Array(body.readableBytesView), api: api, limits: limits) {
+        case .success(let validated): event = validated
+        case .failure(let error):
+            metrics.rejected(error.reason)
+            return JSONResponses.error(.badRequest, error)
+        }
+        let acceptance = Acceptance(event, assignedKey: environment.newKey(), receivedAtMilliseconds: environment.wallClockMilliseconds())
+        do {
+            switch try await engine.submit(.accept(acceptance)) {
+            case .accepted(let dedupKey, _):
+                metrics.accepted(api, "queued")
+                return JSONResponses.accepted(api, dedupKey: dedupKey)
+            case .duplicate(let dedupKey, _):
+                metrics.accepted(api, "duplicate")
+                return JSONResponses.accepted(api, dedupKey: dedupKey)
+            case .coalesced(let dedupKey, _):
+                metrics.accepted(api, "coalesced")
+                return JSONResponses.accepted(api, dedupKey: dedupKey)
+            case .queueFull:
+                metrics.rejected("queue_full")
+                return JSONResponses.unavailable(
+                    status: "Queue Full", message: "Queue Full: the relay holds its limit of undelivered events; retry later",
+                    retryAfterSeconds: 30)
+            case let other:
+                preconditionFailure("accept returned \(other)")
+            }
+        } catch {
+            metrics.rejected("unavailable")
+            return JSONResponses.unavailable(
+                status: "unavailable", message: "The relay cannot take events right now: \(error)", retryAfterSeconds: 5)
+        }
+    }
+
+    private struct TooLarge: Error {}
+
+    /// `application/json`, with or without parameters such as `charset=utf-8`.
+    static func isJSON(_ contentType: String) -> Bool {
+        let mediaType = contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        return mediaType == "application/json" || mediaType?.hasSuffix("+json") == true
+    }
+}

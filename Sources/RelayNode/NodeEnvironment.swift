@@ -1,0 +1,39 @@
+import Foundation
+
+/// The node's sources of time and randomness, injected so that the engine's decisions can be
+/// replayed in tests. Leases, timeouts and backoff use the monotonic clock only; the wall clock
+/// stamps events for people and for the duplicate window.
+public struct NodeEnvironment: Sendable {
+    public var monotonicMilliseconds: @Sendable () -> Int64
+    public var wallClockMilliseconds: @Sendable () -> Int64
+    /// Uniform in [0, 1), for backoff jitter.
+    public var jitter: @Sendable () -> Double
+    /// A fresh dedup_key for a trigger that came without one.
+    public var newKey: @Sendable () -> String
+
+    public init(
+        monotonicMilliseconds: @escaping @Sendable () -> Int64, wallClockMilliseconds: @escaping @Sendable () -> Int64,
+        jitter: @escaping @Sendable () -> Double, newKey: @escaping @Sendable () -> String
+    ) {
+        self.monotonicMilliseconds = monotonicMilliseconds
+        self.wallClockMilliseconds = wallClockMilliseconds
+        self.jitter = jitter
+        self.newKey = newKey
+    }
+
+    public static let live: NodeEnvironment = {
+        let origin = ContinuousClock.now
+        return NodeEnvironment(
+            monotonicMilliseconds: { (ContinuousClock.now - origin).wholeMilliseconds },
+            wallClockMilliseconds: { Int64(Date().timeIntervalSince1970 * 1_000) },
+            jitter: { Double.random(in: 0..<1) },
+            newKey: { UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") })
+    }()
+}
+
+extension Duration {
+    public var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,55 @@
+import Metrics
+import Prometheus
+import RelayCore
+
+/// The node's metrics, in its own Prometheus registry (so several nodes can run in one test
+/// process) and exposed at `/metrics`.
+final class NodeMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .seconds(2.5), .seconds(10), .seconds(60), .seconds(300), .seconds(1_800),
+        ]
+        self.factory = factory
+    }
+
+    func accepted(_ api: IngestAPI, _ result: String) {
+        Counter(label: "pdrelay_events_accepted_total", dimensions: [("api", api.rawValue), ("result", result)], factory: factory)
+            .increment()
+    }
+
+    /// `reason`: invalid_event, unrecognized_object, queue_full, too_large, unsupported_media_type, unavailable.
+    func rejected(_ reason: String) {
+        Counter(label: "pdrelay_events_rejected_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
+    func attempt(_ outcome: AttemptRecord.Outcome, statusCode: Int?, latencyMilliseconds: Int64) {
+        let name =
+            switch outcome {
+            case .delivered: "pdrelay_events_delivered_total"
+            case .retry: "pdrelay_events_retried_total"
+            case .deadLettered: "pdrelay_events_dead_lettered_total"
+            }
+        Counter(label: name, factory: factory).increment()
+        Counter(label: "pdrelay_upstream_responses_total", dimensions: [("code", statusCode.map(String.init) ?? "none")], factory: factory)
+            .increment()
+        if outcome == .delivered {
+            Timer(label: "pdrelay_delivery_latency_seconds", factory: factory).recordMilliseconds(max(latencyMilliseconds, 0))
+        }
+    }
+
+    func queueDepth(pending: Int, dead: Int) {
+        Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "pending")], factory: factory).record(pending)
+        Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "dead")], factory: factory).record(dead)
+    }
+
+    func commit(batchSize: Int) {
+        Recorder(label: "pdrelay_store_commit_batch_events", factory: factory).record(batchSize)
+    }
+
+    func render() -> [UInt8] { registry.emitToBuffer() }
+}

@@ -1,0 +1,85 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOSSL
+import RelayCore
+
+/// What one upstream attempt came back with.
+struct UpstreamResponse: Sendable {
+    /// Nil when no HTTP answer arrived (timeout, refused connection, TLS failure).
+    var statusCode: Int?
+    var retryAfter: String?
+    /// PagerDuty's body, or the error, shortened for logs and the attempt history.
+    var detail: String
+}
+
+/// Sends events to PagerDuty (or whatever `upstream_url` names) over AsyncHTTPClient, with the
+/// system CA store plus an optional CA file, and HTTPS_PROXY/NO_PROXY. Every request is cancelled
+/// hard at `upstream_timeout_milliseconds`.
+final class UpstreamClient: Sendable {
+    static let maxDetailBytes = 1_024
+    private let httpClient: HTTPClient
+    private let baseURL: String
+    private let timeout: TimeAmount
+
+    init(configuration: RelayConfiguration) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile = configuration.upstreamCAFile {
+            tls.additionalTrustRoots = [.file(caFile)]
+        }
+        var clientConfiguration = HTTPClient.Configuration(
+            tlsConfiguration: tls,
+            timeout: .init(connect: .milliseconds(min(configuration.upstreamTimeoutMilliseconds, 5_000))),
+            proxy: try Self.proxy(for: configuration))
+        // AHC allows 8 connections per host by default; one per concurrent delivery instead.
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.deliveryConcurrency)
+        clientConfiguration.redirectConfiguration = .disallow
+        httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        baseURL = configuration.upstreamURL.hasSuffix("/") ? String(configuration.upstreamURL.dropLast()) : configuration.upstreamURL
+        timeout = .milliseconds(configuration.upstreamTimeoutMilliseconds)
+    }
+
+    func send(_ event: QueuedEvent) async -> UpstreamResponse {
+        var request = HTTPClientRequest(url: baseURL + event.kind.upstreamPath)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "pdrelay/\(RelayVersion.current)")
+        request.body = .bytes(ByteBuffer(bytes: event.body))
+        do {
+            let response = try await httpClient.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: 64 * 1_024)
+            return UpstreamResponse(
+                statusCode: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After"),
+                detail: String(decoding: body.readableBytesView.prefix(Self.maxDetailBytes), as: UTF8.self))
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return UpstreamResponse(statusCode: nil, detail: "no answer within \(timeout.nanoseconds / 1_000_000) ms")
+        } catch {
+            return UpstreamResponse(statusCode: nil, detail: "\(error)".prefix(Self.maxDetailBytes).description)
+        }
+    }
+
+    func shutdown() async throws {
+        try await httpClient.shutdown()
+    }
+
+    /// HTTPS_PROXY applies unless NO_PROXY names the upstream host (exactly, as a domain suffix,
+    /// or `*`), the convention curl and Go follow.
+    static func proxy(for configuration: RelayConfiguration) throws -> HTTPClient.Configuration.Proxy? {
+        guard let proxyText = configuration.httpsProxy, !proxyText.isEmpty else { return nil }
+        let upstreamHost = URL(string: configuration.upstreamURL)?.host?.lowercased() ?? ""
+        let exempt = (configuration.noProxy ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if exempt.contains(where: { $0 == "*" || upstreamHost == $0 || upstreamHost.hasSuffix("." + $0.trimmingPrefix(".")) }) {
+            return nil
+        }
+        guard let proxyURL = URL(string: proxyText.contains("://") ? proxyText : "http://" + proxyText), let host = proxyURL.host else {
+            throw ConfigurationError("HTTPS_PROXY '\(proxyText)' is not a URL")
+        }
+        let authorization = proxyURL.user.map { HTTPClient.Authorization.basic(username: $0, password: proxyURL.password ?? "") }
+        return .server(host: host, port: proxyURL.port ?? 8080, authorization: authorization)
+    }
+}
+
+public enum RelayVersion {
+    public static let current = "0.1.0"
+}

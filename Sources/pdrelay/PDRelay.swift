@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import RelayNode
+
+@main
+struct PDRelay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pdrelay",
+        abstract: "A highly available relay for PagerDuty events.",
+        version: RelayVersion.current,
+        subcommands: [Serve.self, Queue.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a relay node.",
+        discussion: """
+            With no options: one node on 127.0.0.1:8081 with its store in ./pdrelay-data, delivering to \
+            https://events.pagerduty.com. A YAML config file overrides the defaults, and PDRELAY_* environment \
+            variables override the file (see docs/configuration.md). SIGTERM or SIGINT shuts down gracefully.
+            """)
+
+    @Option(name: [.short, .long], help: "YAML config file; must be mode 0600 if it holds secrets.")
+    var config: String?
+
+    func run() async throws {
+        let configuration: RelayConfiguration
+        do {
+            configuration = try RelayConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("pdrelay: refusing to start: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let logger = Logger(label: "pdrelay")
+        logger.info("starting pdrelay \(RelayVersion.current)", metadata: ["settings": "\(configuration.summary)"])
+        let app = try await RelayNode.makeApplication(configuration: configuration, logger: logger)
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        logger.info("stopped")
+    }
+}
