@@ -68,6 +68,8 @@ let package = Package(
             dependencies: [
                 "RelayCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -93,18 +95,19 @@ let package = Package(
             ],
             path: "loadtest/Sources/pdrelay-loadtest"
         ),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
-        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore"]),
+        .target(name: "RelayTestSupport", path: "Tests/RelayTestSupport"),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"]),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "RelayTestSupport"]),
         .testTarget(
             name: "RelayNodeTests",
             dependencies: [
-                "RelayNode", "MockPagerDuty", "RelayClient",
+                "RelayNode", "MockPagerDuty", "RelayClient", "RelayTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["MockPagerDuty", "RelayClient"]
+            dependencies: ["MockPagerDuty", "RelayClient", "RelayTestSupport"]
         ),
     ]
 )

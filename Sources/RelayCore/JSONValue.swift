@@ -84,3 +84,7 @@ extension JSONValue {
         return try! Array(encoder.encode(self))
     }
 }
+
+extension JSONValue: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+}

@@ -52,7 +52,7 @@ public struct ValidatedEvent: Sendable {
     public func upstreamBody(assignedDedupKey: String) -> [UInt8] {
         if let originalBody, dedupKey != nil || api == .v2Change { return originalBody }
         var object = self.object
-        if api.kind == .alert { object["dedup_key"] = .string(assignedDedupKey) }
+        if api.kind == .alert { object["dedup_key"] = .string(dedupKey ?? assignedDedupKey) }
         return JSONValue.object(object).encoded()
     }
 }

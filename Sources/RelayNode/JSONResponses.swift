@@ -38,7 +38,3 @@ enum JSONResponses {
             headers: [.retryAfter: String(retryAfterSeconds)])
     }
 }
-
-extension JSONValue: ExpressibleByStringLiteral {
-    public init(stringLiteral value: String) { self = .string(value) }
-}

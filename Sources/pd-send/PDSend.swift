@@ -12,28 +12,28 @@ struct PDSend: AsyncParsableCommand {
         abstract: "Send a PagerDuty event through a pdrelay node.",
         discussion: "Exit status: 0 when the relay accepted the event, 1 when it was refused or could not be sent.")
 
-    @Option(name: [.short, .customLong("service-key"), .customLong("routing-key")], help: "Integration (routing) key.")
+    @Option(name: [.customShort("k"), .customLong("service-key"), .customLong("routing-key")], help: "Integration (routing) key.")
     var serviceKey: String
 
-    @Option(name: [.short, .customLong("event-type")], help: "trigger, acknowledge or resolve.")
+    @Option(name: [.customShort("t"), .customLong("event-type")], help: "trigger, acknowledge or resolve.")
     var type: String
 
-    @Option(name: [.short, .customLong("description")], help: "Summary of the event (required to trigger).")
+    @Option(name: [.customShort("d"), .customLong("description")], help: "Summary of the event (required to trigger).")
     var description: String?
 
-    @Option(name: [.short, .customLong("incident-key"), .customLong("dedup-key")], help: "Dedup key (required to acknowledge or resolve).")
+    @Option(name: [.customShort("i"), .customLong("incident-key"), .customLong("dedup-key")], help: "Dedup key (required to acknowledge or resolve).")
     var incidentKey: String?
 
-    @Option(name: [.short, .customLong("client")], help: "Name of the monitoring client.")
+    @Option(name: [.customShort("c"), .customLong("client")], help: "Name of the monitoring client.")
     var client: String?
 
-    @Option(name: [.short, .customLong("client-url")], help: "URL of the monitoring client.")
+    @Option(name: [.customShort("u"), .customLong("client-url")], help: "URL of the monitoring client.")
     var clientURL: String?
 
-    @Option(name: [.short, .customLong("field")], help: "Custom detail KEY=VALUE; repeatable.")
+    @Option(name: [.customShort("f"), .customLong("field")], help: "Custom detail KEY=VALUE; repeatable.")
     var field: [String] = []
 
-    @Flag(name: [.short, .long], help: "Print nothing on success.")
+    @Flag(name: [.customShort("q"), .long], help: "Print nothing on success.")
     var quiet = false
 
     @Option(help: "critical, error, warning or info.") var severity = "error"

@@ -1,0 +1,145 @@
+import DequeModule
+import Foundation
+import Hummingbird
+import Logging
+import RelayCore
+import ServiceLifecycle
+
+/// A real HTTP server that plays PagerDuty's Events API for tests and load tests: it checks every
+/// event against PagerDuty's rules, records it, and answers as scripted (202, 400, 429 with
+/// Retry-After, 5xx, slowly, or not at all until the client gives up).
+public actor MockPagerDuty {
+    public indirect enum Reply: Sendable, Equatable {
+        /// 202 with PagerDuty's success body, or 400 if the event breaks PagerDuty's rules.
+        case accept
+        case status(Int, retryAfterSeconds: Int? = nil)
+        /// Waits, then answers with the inner reply. A long delay is a hang.
+        case delayed(milliseconds: Int, Reply)
+    }
+
+    public struct Delivery: Sendable {
+        public let path: String
+        public let body: [UInt8]
+        public let routingKey: String?
+        public let dedupKey: String?
+        public let action: String?
+        /// The relay's leadership term, when it sends one.
+        public let term: String?
+        public let receivedAt: ContinuousClock.Instant
+        /// The status the mock answered.
+        public let status: Int
+        public let validationErrors: [String]
+
+        public var json: JSONValue? { try? JSONValue.parse(body) }
+    }
+
+    private var script: Deque<Reply> = []
+    private var defaultReply: Reply = .accept
+    public private(set) var deliveries: [Delivery] = []
+    private var serviceGroup: ServiceGroup?
+    private var runTask: Task<Void, any Error>?
+    public private(set) var port = 0
+
+    public init() {}
+
+    /// Starts listening on loopback (port 0 picks a free port) and returns the port.
+    @discardableResult
+    public func start(port requestedPort: Int = 0, logLevel: Logger.Level = .warning) async throws -> Int {
+        var logger = Logger(label: "mock-pagerduty")
+        logger.logLevel = logLevel
+        let router = Router()
+        for path in ["/v2/enqueue", "/v2/change/enqueue"] {
+            router.post(RouterPath(path)) { [self] request, _ in
+                let body = try await request.body.collect(upTo: 1_048_576)
+                return await self.handle(path: path, body: Array(body.readableBytesView), term: request.headers[.init("X-PDRelay-Term")!])
+            }
+        }
+        router.get("/ping") { _, _ in Response(status: .ok) }
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: requestedPort), serverName: "mock-pagerduty"),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
+        serviceGroup = group
+        runTask = Task { try await group.run() }
+        for await boundPort in stream {
+            port = boundPort
+            break
+        }
+        return port
+    }
+
+    public func stop() async {
+        await serviceGroup?.triggerGracefulShutdown()
+        _ = try? await runTask?.value
+    }
+
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Replies for the next requests, in order; after them, the default reply.
+    public func script(_ replies: [Reply]) { script.append(contentsOf: replies) }
+
+    public func setDefaultReply(_ reply: Reply) { defaultReply = reply }
+
+    /// Deliveries the mock answered with 2xx.
+    public var accepted: [Delivery] { deliveries.filter { (200..<300).contains($0.status) } }
+
+    /// Waits until `count` deliveries were accepted, or fails after `timeout`.
+    public func waitForAccepted(_ count: Int, timeout: Duration = .seconds(30)) async throws -> [Delivery] {
+        let deadline = ContinuousClock.now + timeout
+        while accepted.count < count {
+            guard ContinuousClock.now < deadline else { throw WaitTimeout(expected: count, seen: accepted.count) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return accepted
+    }
+
+    public struct WaitTimeout: Error, CustomStringConvertible {
+        public let expected: Int
+        public let seen: Int
+        public var description: String { "expected \(expected) accepted deliveries, saw \(seen)" }
+    }
+
+    private func handle(path: String, body: [UInt8], term: String?) async -> Response {
+        var reply = script.popFirst() ?? defaultReply
+        let api: IngestAPI = path == "/v2/enqueue" ? .v2Alert : .v2Change
+        var validationErrors: [String] = []
+        if case .failure(let error) = EventValidator.validate(body: body, api: api) { validationErrors = error.errors }
+        let json = try? JSONValue.parse(body)
+        let record = { (status: Int) in
+            Delivery(
+                path: path, body: body, routingKey: json?["routing_key"]?.stringValue, dedupKey: json?["dedup_key"]?.stringValue,
+                action: json?["event_action"]?.stringValue, term: term, receivedAt: .now, status: status,
+                validationErrors: validationErrors)
+        }
+        while case .delayed(let milliseconds, let inner) = reply {
+            try? await Task.sleep(for: .milliseconds(milliseconds))
+            reply = inner
+        }
+        switch reply {
+        case .accept where validationErrors.isEmpty:
+            deliveries.append(record(202))
+            let dedupKey = json?["dedup_key"]?.stringValue ?? UUID().uuidString
+            return Self.json(.accepted, #"{"status":"success","message":"Event processed","dedup_key":"\#(dedupKey)"}"#)
+        case .accept:
+            deliveries.append(record(400))
+            let errors = validationErrors.map { "\"\($0.replacingOccurrences(of: "\"", with: "'"))\"" }.joined(separator: ",")
+            return Self.json(.badRequest, #"{"status":"invalid event","message":"Event object is invalid","errors":[\#(errors)]}"#)
+        case .status(let code, let retryAfter):
+            deliveries.append(record(code))
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+            let body =
+                code == 429
+                ? #"{"status":"throttle exceeded","message":"Requests for this service are arriving too quickly.  Please retry later."}"#
+                : #"{"status":"error","message":"scripted \#(code)","errors":["scripted \#(code)"]}"#
+            return Response(status: .init(code: code), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        case .delayed:
+            preconditionFailure("delays were unwrapped above")
+        }
+    }
+
+    private static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

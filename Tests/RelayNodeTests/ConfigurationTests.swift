@@ -1,0 +1,83 @@
+import Foundation
+import RelayCore
+import RelayTestSupport
+import Testing
+
+@testable import RelayNode
+
+@Suite struct ConfigurationTests {
+    func write(_ text: String, mode: Int) throws -> String {
+        let path = TestSupport.temporaryDirectory("config") + "/pdrelay.yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+        return path
+    }
+
+    func message(_ body: () throws -> Void) -> String {
+        do {
+            try body()
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func defaultsAreASafeSingleNode() throws {
+        let configuration = try RelayConfiguration.load(file: nil, environment: [:])
+        #expect(configuration.listenHost == "127.0.0.1")
+        #expect(configuration.listenPort == 8081)
+        #expect(configuration.upstreamURL == "https://events.pagerduty.com")
+    }
+
+    @Test func theEnvironmentOverridesTheFileWhichOverridesTheDefaults() throws {
+        let path = try write("listen_port: 9000\nupstream_url: https://events.eu.pagerduty.com\nmax_queued_events: 1_000\nqueue_high_water_events: 900\n", mode: 0o644)
+        let configuration = try RelayConfiguration.load(file: path, environment: ["PDRELAY_LISTEN_PORT": "9100", "HTTPS_PROXY": "http://proxy:3128"])
+        #expect(configuration.listenPort == 9100)
+        #expect(configuration.upstreamURL == "https://events.eu.pagerduty.com")
+        #expect(configuration.queue.maxQueuedEvents == 1_000)
+        #expect(configuration.httpsProxy == "http://proxy:3128")
+    }
+
+    @Test func aSecretInAFileOthersCanReadIsRefusedWithTheFix() throws {
+        let path = try write("admin_token: correct-horse-battery-staple\n", mode: 0o644)
+        let error = message { _ = try RelayConfiguration.load(file: path, environment: [:]) }
+        #expect(error.contains("holds secrets (admin_token)"))
+        #expect(error.contains("mode is 644"))
+        #expect(error.contains("chmod 600 \(path)"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        #expect(try RelayConfiguration.load(file: path, environment: [:]).adminToken == "correct-horse-battery-staple")
+    }
+
+    @Test(arguments: [
+        ("listen_prot: 9000\n", "unknown setting 'listen_prot'"),
+        ("listen_port: many\n", "setting 'listen_port' in config file"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("max_queued_events: 10\nmax_dedup_keys: 5\nqueue_high_water_events: 5\n", "max_dedup_keys (5) must be larger than max_queued_events (10)"),
+        ("retry_initial_backoff_milliseconds: 5000\nretry_max_backoff_milliseconds: 100\n", "retry_max_backoff_milliseconds must be at least"),
+        ("upstream_url: ftp://example.com\n", "upstream_url must be an http:// or https:// URL"),
+        ("listen_host: 0.0.0.0\n", "set admin_token"),
+        ("queue_high_water_events: 200000\n", "queue_high_water_events must be between 1 and max_queued_events"),
+    ])
+    func unsafeOrUnknownSettingsAreRefusedWithAReason(_ yaml: String, _ expected: String) throws {
+        let path = try write(yaml, mode: 0o600)
+        let error = message { _ = try RelayConfiguration.load(file: path, environment: [:]) }
+        #expect(error.contains(expected), "got: \(error)")
+    }
+
+    @Test func theStartupSummaryNeverShowsSecrets() {
+        var configuration = RelayConfiguration()
+        configuration.adminToken = "correct-horse-battery-staple"
+        configuration.httpsProxy = "http://user:secret@proxy:3128"
+        #expect(!configuration.summary.contains("correct-horse"))
+        #expect(!configuration.summary.contains("secret@"))
+        #expect(configuration.summary.contains("admin_token=****"))
+    }
+
+    @Test func noProxyExemptsTheUpstreamHost() throws {
+        var configuration = RelayConfiguration()
+        configuration.httpsProxy = "http://user:pw@proxy.internal:3128"
+        #expect(try UpstreamClient.proxy(for: configuration) != nil)
+        configuration.noProxy = "localhost, .pagerduty.com"
+        #expect(try UpstreamClient.proxy(for: configuration) == nil)
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import MockPagerDuty
+import RelayClient
+import RelayCore
+import RelayNode
+import RelayTestSupport
+import Testing
+
+/// Delivery against a real HTTP upstream that answers as scripted. Timing bounds here are
+/// generous upper limits (this machine is shared and noisy); exact backoff arithmetic is tested
+/// in RetryPolicyTests.
+@Suite(.serialized) struct DeliveryTests {
+    func gapsMilliseconds(_ deliveries: [MockPagerDuty.Delivery]) -> [Int64] {
+        zip(deliveries, deliveries.dropFirst()).map { ($1.receivedAt - $0.receivedAt).wholeMilliseconds }
+    }
+
+    func queueEvents(_ node: TestNode, _ query: String = "") async throws -> [[String: Any]] {
+        let response = try await node.client.get("/v1/queue/events?" + query)
+        return try #require((try? JSONSerialization.jsonObject(with: Data(response.body))) as? [[String: Any]])
+    }
+
+    @Test func serverErrorsAreRetriedWithBoundedBackoffUntilDelivered() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.script([.status(500), .status(502), .status(503), .status(500)])
+        try await TestNode.run(upstream: upstream) { node in
+            try await node.send(TestSupport.alert(dedupKey: "flaky"))
+            _ = try await upstream.waitForAccepted(1)
+            let all = await upstream.deliveries
+            #expect(all.map(\.status) == [500, 502, 503, 500, 202])
+            // Full jitter on 50 ms doubling to a 200 ms cap: each wait is below the cap (plus
+            // scheduling slack), and the event is the same bytes every time.
+            for gap in gapsMilliseconds(all) { #expect(gap < 200 + 150, "gap \(gap) ms exceeds the backoff cap") }
+            #expect(Set(all.map(\.body)).count == 1)
+        }
+    }
+
+    @Test func a429IsRetriedNoSoonerThanItsRetryAfter() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.script([.status(429, retryAfterSeconds: 1)])
+        try await TestNode.run(upstream: upstream) { node in
+            try await node.send(TestSupport.alert(dedupKey: "throttled"))
+            _ = try await upstream.waitForAccepted(1)
+            let all = await upstream.deliveries
+            #expect(all.map(\.status) == [429, 202])
+            #expect(gapsMilliseconds(all)[0] >= 1_000)
+        }
+    }
+
+    @Test func anUpstreamThatHangsIsCutOffAtTheTimeoutAndRetried() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.script([.delayed(milliseconds: 5_000, .accept)])
+        try await TestNode.run(configure: { $0.upstreamTimeoutMilliseconds = 300 }, upstream: upstream) { node in
+            let started = ContinuousClock.now
+            try await node.send(TestSupport.alert(dedupKey: "slow"))
+            let delivered = try await upstream.waitForAccepted(1)
+            // The retry landed long before the hung request would have answered.
+            #expect(delivered[0].receivedAt - started < .milliseconds(2_500))
+            let metrics = try await node.client.get("/metrics").text
+            #expect(metrics.contains(#"pdrelay_upstream_responses_total{code="none"} 1"#))
+            #expect(metrics.contains("pdrelay_events_retried_total 1"))
+        }
+    }
+
+    @Test func a400DeadLettersTheEventWithPagerDutysTextAndTheKeyMovesOn() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.script([.status(400)])
+        try await TestNode.run(upstream: upstream) { node in
+            try await node.send(TestSupport.alert(dedupKey: "bad"))
+            try await node.send(TestSupport.alert("resolve", dedupKey: "bad"))
+            let delivered = try await upstream.waitForAccepted(1)
+            #expect(delivered.map(\.action) == ["resolve"])
+            let dead = try await queueEvents(node, "state=dead")
+            #expect(dead.count == 1)
+            #expect((dead.first?["last_error"] as? String)?.hasPrefix("PagerDuty rejected the event: HTTP 400") == true)
+            let number = try #require(dead.first?["number"] as? Int)
+            let detail = try await node.client.get("/v1/queue/events/\(number)")
+            let attempts = try #require(detail.json?["attempts"] as? [[String: Any]])
+            #expect(attempts.map { $0["status_code"] as? Int } == [400])
+            #expect(attempts.map { $0["outcome"] as? String } == ["dead_lettered"])
+        }
+    }
+
+    @Test func anEventIsDeadLetteredWhenItsAttemptsRunOut() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.setDefaultReply(.status(503))
+        try await TestNode.run(configure: { $0.retry.maxAttempts = 3 }, upstream: upstream) { node in
+            try await node.send(TestSupport.alert(dedupKey: "doomed"))
+            var dead: [[String: Any]] = []
+            for _ in 0..<100 where dead.isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+                dead = try await queueEvents(node, "state=dead")
+            }
+            #expect(await upstream.deliveries.count == 3)
+            #expect((dead.first?["last_error"] as? String)?.hasPrefix("gave up after 3 attempts; last answer: HTTP 503") == true)
+            // Retrying it from the queue API sends it again.
+            await upstream.setDefaultReply(.accept)
+            let retry = try await node.client.post("/v1/queue/retry", json: Array("{}".utf8))
+            #expect(retry.json?["retried"] as? Int == 1)
+            _ = try await upstream.waitForAccepted(1)
+        }
+    }
+
+    @Test func eventsForOneKeyArriveInAcceptanceOrderWhileKeysRunInParallel() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        // Every third answer fails: order must hold through retries.
+        await upstream.script((0..<90).map { $0 % 3 == 0 ? .status(500) : .delayed(milliseconds: 5, .accept) })
+        try await TestNode.run(upstream: upstream) { node in
+            let actions = ["trigger", "acknowledge", "resolve"]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        for action in actions {
+                            let response = try await node.send(TestSupport.alert(action, dedupKey: "host-\(index)", summary: "\(action) \(index)"))
+                            #expect(response.status == 202)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let delivered = try await upstream.waitForAccepted(60)
+            for index in 0..<20 {
+                #expect(delivered.filter { $0.dedupKey == "host-\(index)" }.map(\.action) == actions, "order broken for host-\(index)")
+            }
+            let starts = await upstream.deliveries.map(\.receivedAt)
+            #expect(starts.count > 60)
+        }
+    }
+
+    @Test func aFullQueueAnswers503QueueFullAndLosesNothingAccepted() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.setDefaultReply(.status(500))
+        try await TestNode.run(
+            configure: {
+                $0.queue.maxQueuedEvents = 3
+                $0.queue.maxDedupKeys = 10
+                $0.queueHighWaterEvents = 3
+            }, upstream: upstream
+        ) { node in
+            for index in 0..<3 { #expect(try await node.send(TestSupport.alert(dedupKey: "k\(index)")).status == 202) }
+            let full = try await node.send(TestSupport.alert(dedupKey: "k3"))
+            #expect(full.status == 503)
+            #expect(full.retryAfter == "30")
+            #expect(full.json?["status"] as? String == "Queue Full")
+            #expect(full.text.contains("Queue Full"))
+            let metrics = try await node.client.get("/metrics").text
+            #expect(metrics.contains(#"pdrelay_events_rejected_total{reason="queue_full"} 1"#))
+            await upstream.setDefaultReply(.accept)
+            let delivered = try await upstream.waitForAccepted(3)
+            #expect(Set(delivered.compactMap(\.dedupKey)) == ["k0", "k1", "k2"])
+            #expect(try await node.send(TestSupport.alert(dedupKey: "k3")).status == 202)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import MockPagerDuty
+import RelayClient
+import RelayNode
+import RelayTestSupport
+import ServiceLifecycle
+
+/// A node running in this process on a free loopback port, with its own data directory,
+/// delivering to a real mock PagerDuty.
+struct TestNode {
+    let client: RelayClient
+    let upstream: MockPagerDuty
+    let configuration: RelayConfiguration
+
+    /// Fast timings so retries show within a test; everything else is the default.
+    static func configuration(upstream: MockPagerDuty) async -> RelayConfiguration {
+        var configuration = RelayConfiguration()
+        configuration.listenPort = 0
+        configuration.dataDirectory = TestSupport.temporaryDirectory("node")
+        configuration.upstreamURL = await upstream.baseURL
+        configuration.upstreamTimeoutMilliseconds = 2_000
+        configuration.retry = .init(initialBackoffMilliseconds: 50, maxBackoffMilliseconds: 200, maxAttempts: 20)
+        return configuration
+    }
+
+    /// Starts a mock upstream and a node, runs `body`, and stops both.
+    static func run<T: Sendable>(
+        configure: (inout RelayConfiguration) -> Void = { _ in }, upstream: MockPagerDuty? = nil,
+        _ body: (TestNode) async throws -> T
+    ) async throws -> T {
+        let upstream = upstream ?? MockPagerDuty()
+        if await upstream.port == 0 { try await upstream.start() }
+        var configuration = await configuration(upstream: upstream)
+        configure(&configuration)
+        try configuration.validate()
+        var logger = Logger(label: "test-node")
+        logger.logLevel = .warning
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = try await RelayNode.makeApplication(configuration: configuration, logger: logger) { continuation.yield($0) }
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
+        let running = Task { try await group.run() }
+        var port = 0
+        for await bound in ports {
+            port = bound
+            break
+        }
+        let client = RelayClient(baseURL: "http://127.0.0.1:\(port)", adminToken: configuration.adminToken)
+        let node = TestNode(client: client, upstream: upstream, configuration: configuration)
+        do {
+            let result = try await body(node)
+            await node.stop(group, running)
+            return result
+        } catch {
+            await node.stop(group, running)
+            throw error
+        }
+    }
+
+    private func stop(_ group: ServiceGroup, _ running: Task<Void, any Error>) async {
+        try? await client.shutdown()
+        await group.triggerGracefulShutdown()
+        _ = try? await running.value
+        await upstream.stop()
+    }
+
+    @discardableResult
+    func send(_ body: [UInt8], path: String = "/v2/enqueue") async throws -> RelayResponse {
+        try await client.post(path, json: body)
+    }
+}
