@@ -89,9 +89,11 @@ let package = Package(
         .executableTarget(
             name: "pdrelay-loadtest",
             dependencies: [
-                "RelayClient", "MockPagerDuty",
+                "MockPagerDuty",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "loadtest/Sources/pdrelay-loadtest"
         ),

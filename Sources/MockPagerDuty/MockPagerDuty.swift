@@ -94,6 +94,22 @@ public actor MockPagerDuty {
         return accepted
     }
 
+    /// Waits until every key in `dedupKeys` has been accepted at least once; returns the keys
+    /// still missing when `timeout` ran out (empty when all arrived).
+    public func waitUntilDelivered(dedupKeys: Set<String>, timeout: Duration) async -> Set<String> {
+        let deadline = ContinuousClock.now + timeout
+        var missing = dedupKeys
+        var seen = 0
+        while !missing.isEmpty, ContinuousClock.now < deadline {
+            for delivery in deliveries[seen...] where (200..<300).contains(delivery.status) {
+                if let key = delivery.dedupKey { missing.remove(key) }
+            }
+            seen = deliveries.count
+            if !missing.isEmpty { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        return missing
+    }
+
     public struct WaitTimeout: Error, CustomStringConvertible {
         public let expected: Int
         public let seen: Int

@@ -23,10 +23,10 @@ public struct Acceptance: Sendable, Equatable {
         self.receivedAtMilliseconds = receivedAtMilliseconds
     }
 
-    /// Builds the acceptance for a validated event; `assignedKey` is used only when the client
-    /// gave none.
-    public init(_ event: ValidatedEvent, assignedKey: String, receivedAtMilliseconds: Int64) {
-        let dedupKey = event.dedupKey ?? assignedKey
+    /// Builds the acceptance for a validated event; `assignedKey` is asked for only when the
+    /// client gave none.
+    public init(_ event: ValidatedEvent, assignedKey: @autoclosure () -> String, receivedAtMilliseconds: Int64) {
+        let dedupKey = event.dedupKey ?? assignedKey()
         self.init(
             kind: event.api.kind, action: event.action,
             key: OrderingKey(routingKey: event.routingKey, dedupKey: dedupKey),

@@ -25,7 +25,8 @@ public struct RelayStateMachine: Sendable {
             guard maxQueuedEvents > 0 else { throw ConfigurationError("max_queued_events must be positive") }
             guard maxDedupKeys > maxQueuedEvents else {
                 throw ConfigurationError(
-                    "max_dedup_keys (\(maxDedupKeys)) must be larger than max_queued_events (\(maxQueuedEvents)): every queued event needs its key remembered")
+                    "max_dedup_keys (\(maxDedupKeys)) must be larger than max_queued_events (\(maxQueuedEvents)): every queued event needs its key remembered"
+                )
             }
             guard duplicateWindowMilliseconds >= 0 else {
                 throw ConfigurationError("duplicate_window_milliseconds must not be negative")
@@ -122,7 +123,8 @@ public struct RelayStateMachine: Sendable {
     private mutating func accept(_ acceptance: Acceptance, effects: inout Effects) -> CommandResult {
         // A retried keyless event carries a freshly generated key; its fingerprint finds the
         // key it was first given.
-        let retryKey = acceptance.keyWasAssigned ? assignedKeyByFingerprint[acceptance.fingerprint, default: acceptance.key] : acceptance.key
+        let retryKey =
+            acceptance.keyWasAssigned ? assignedKeyByFingerprint[acceptance.fingerprint, default: acceptance.key] : acceptance.key
         if let entry = dedup[retryKey], entry.lastFingerprint == acceptance.fingerprint,
             acceptance.receivedAtMilliseconds - entry.lastAcceptedAtMilliseconds <= limits.duplicateWindowMilliseconds
         {

@@ -179,11 +179,12 @@ private struct FieldChecker {
 
     private mutating func routingKey(_ event: [String: JSONValue], field: String) -> String? {
         guard let key = requiredString(event, field) else { return nil }
-        if key.count != limits.routingKeyCharacters {
+        let isAlphanumeric = key.utf8.allSatisfy { ASCII.isAlphanumeric($0) }
+        if (isAlphanumeric ? key.utf8.count : key.count) != limits.routingKeyCharacters {
             errors.append("Length of '\(field)' is incorrect (should be \(limits.routingKeyCharacters) characters)")
             return nil
         }
-        if !key.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }) {
+        if !isAlphanumeric {
             errors.append("'\(field)' cannot contain non-alphanumeric characters.")
             return nil
         }
@@ -194,7 +195,7 @@ private struct FieldChecker {
         let required = action == .acknowledge || action == .resolve
         let key = required ? requiredString(event, field) : optionalString(event, field)
         guard let key else { return nil }
-        if key.count > limits.maxDedupKeyCharacters {
+        if ASCII.characterCount(key, exceeds: limits.maxDedupKeyCharacters) {
             errors.append("Length of '\(field)' is incorrect (should be at most \(limits.maxDedupKeyCharacters) characters)")
             return nil
         }
@@ -215,11 +216,11 @@ private struct FieldChecker {
             errors.append("'\(path)' must be a string, not \(value.typeDescription)")
             return nil
         }
-        if string.allSatisfy(\.isWhitespace) {
+        if string.utf8.allSatisfy(ASCII.isWhitespace) {
             errors.append("'\(path)' is missing or blank")
             return nil
         }
-        if let maxCharacters, string.count > maxCharacters {
+        if let maxCharacters, ASCII.characterCount(string, exceeds: maxCharacters) {
             errors.append("Length of '\(path)' is incorrect (should be at most \(maxCharacters) characters)")
             return nil
         }
@@ -327,6 +328,23 @@ private struct FieldChecker {
             }
         }
         return (links, images)
+    }
+}
+
+/// Byte-level checks: the common case is ASCII, and Unicode property lookups were a measurable
+/// share of ingest.
+enum ASCII {
+    static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    static func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
+
+    /// `string.count > limit`, counting characters as PagerDuty does, without walking grapheme
+    /// clusters when the UTF-8 length already settles it.
+    static func characterCount(_ string: String, exceeds limit: Int) -> Bool {
+        string.utf8.count > limit && string.count > limit
     }
 }
 

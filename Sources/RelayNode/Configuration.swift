@@ -44,7 +44,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         guard (1...queue.maxQueuedEvents).contains(queueHighWaterEvents) else {
             throw ConfigurationError("queue_high_water_events must be between 1 and max_queued_events (\(queue.maxQueuedEvents))")
         }
-        guard (1_024...10_000_000).contains(maxEventBytes) else { throw ConfigurationError("max_event_bytes must be between 1024 and 10000000") }
+        guard (1_024...10_000_000).contains(maxEventBytes) else {
+            throw ConfigurationError("max_event_bytes must be between 1024 and 10000000")
+        }
         guard (1...100_000).contains(maxCommitBatchEvents) else {
             throw ConfigurationError("max_commit_batch_events must be between 1 and 100000")
         }
@@ -156,11 +158,19 @@ struct Setting: Sendable {
     var environmentName: String { "PDRELAY_" + name.uppercased() }
 
     static func string(_ name: String, _ path: WritableKeyPath<RelayConfiguration, String> & Sendable) -> Setting {
-        Setting(name: name, read: { $0[keyPath: path] }, write: { $0[keyPath: path] = $1; return true })
+        Setting(
+            name: name, read: { $0[keyPath: path] },
+            write: {
+                $0[keyPath: path] = $1; return true
+            })
     }
 
     static func optional(_ name: String, _ path: WritableKeyPath<RelayConfiguration, String?> & Sendable) -> Setting {
-        Setting(name: name, read: { $0[keyPath: path] }, write: { $0[keyPath: path] = $1.isEmpty ? nil : $1; return true })
+        Setting(
+            name: name, read: { $0[keyPath: path] },
+            write: {
+                $0[keyPath: path] = $1.isEmpty ? nil : $1; return true
+            })
     }
 
     static func integer<Value: FixedWidthInteger & Sendable>(

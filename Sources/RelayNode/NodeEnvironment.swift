@@ -27,7 +27,13 @@ public struct NodeEnvironment: Sendable {
             monotonicMilliseconds: { (ContinuousClock.now - origin).wholeMilliseconds },
             wallClockMilliseconds: { Int64(Date().timeIntervalSince1970 * 1_000) },
             jitter: { Double.random(in: 0..<1) },
-            newKey: { UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") })
+            newKey: {
+                var generator = SystemRandomNumberGenerator()
+                return [generator.next(), generator.next()].map { (word: UInt64) in
+                    let hex = String(word, radix: 16)
+                    return String(repeating: "0", count: 16 - hex.count) + hex
+                }.joined()
+            })
     }()
 }
 

@@ -216,7 +216,8 @@ private struct Statements {
         selectDedup = try c.prepare("SELECT * FROM dedup")
         appendAttempt = try c.prepare("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)")
         trimAttempts = try c.prepare(
-            "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)")
+            "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)"
+        )
         deleteAttempts = try c.prepare("DELETE FROM attempts WHERE event_number = ?")
         selectAttempts = try c.prepare(
             "SELECT at_ms, duration_ms, status_code, outcome, detail FROM attempts WHERE event_number = ? ORDER BY rowid")

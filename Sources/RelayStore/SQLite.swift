@@ -30,7 +30,9 @@ final class SQLiteConnection {
         var errorMessage: UnsafeMutablePointer<CChar>?
         let code = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
         defer { sqlite3_free(errorMessage) }
-        guard code == SQLITE_OK else { throw StoreError("'\(sql.prefix(60))'", code: code, message: errorMessage.map { String(cString: $0) }) }
+        guard code == SQLITE_OK else {
+            throw StoreError("'\(sql.prefix(60))'", code: code, message: errorMessage.map { String(cString: $0) })
+        }
     }
 
     func prepare(_ sql: String) throws(StoreError) -> Statement {

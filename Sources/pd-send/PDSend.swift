@@ -21,7 +21,9 @@ struct PDSend: AsyncParsableCommand {
     @Option(name: [.customShort("d"), .customLong("description")], help: "Summary of the event (required to trigger).")
     var description: String?
 
-    @Option(name: [.customShort("i"), .customLong("incident-key"), .customLong("dedup-key")], help: "Dedup key (required to acknowledge or resolve).")
+    @Option(
+        name: [.customShort("i"), .customLong("incident-key"), .customLong("dedup-key")],
+        help: "Dedup key (required to acknowledge or resolve).")
     var incidentKey: String?
 
     @Option(name: [.customShort("c"), .customLong("client")], help: "Name of the monitoring client.")
@@ -62,7 +64,8 @@ struct PDSend: AsyncParsableCommand {
             try await send(Array(body), with: client)
         }
         guard (200..<300).contains(response.status), let key = response.json?["dedup_key"] as? String else {
-            FileHandle.standardError.write(Data("pd-send: the event was not accepted (HTTP \(response.status)): \(response.errorText)\n".utf8))
+            FileHandle.standardError.write(
+                Data("pd-send: the event was not accepted (HTTP \(response.status)): \(response.errorText)\n".utf8))
             throw ExitCode.failure
         }
         if !quiet { print("Event processed. Incident Key: \(key)") }

@@ -20,7 +20,9 @@ struct RelayOptions: ParsableArguments {
     func call<T: Decodable>(_ type: T.Type, _ request: (RelayClient) async throws -> RelayResponse) async throws -> T {
         let response: RelayResponse
         do {
-            response = try await RelayClient.with(baseURL: url, adminToken: adminToken ?? ProcessInfo.processInfo.environment["PDRELAY_ADMIN_TOKEN"]) { try await request($0) }
+            response = try await RelayClient.with(
+                baseURL: url, adminToken: adminToken ?? ProcessInfo.processInfo.environment["PDRELAY_ADMIN_TOKEN"]
+            ) { try await request($0) }
         } catch {
             fail("cannot reach the relay at \(url): \(error)")
         }
@@ -65,7 +67,9 @@ extension Queue {
             print("pending: \(status.pending)  dead: \(status.dead)  in flight: \(status.inFlight)  (limit \(status.maxQueuedEvents))")
             print("dedup keys remembered: \(status.dedupKeys)")
             guard !status.routingKeys.isEmpty else { return }
-            print(Table.render(["ROUTING KEY", "PENDING", "DEAD"], status.routingKeys.map { [$0.routingKey, "\($0.pending)", "\($0.dead)"] }))
+            print(
+                Table.render(
+                    ["ROUTING KEY", "PENDING", "DEAD"], status.routingKeys.map { [$0.routingKey, "\($0.pending)", "\($0.dead)"] }))
         }
     }
 
@@ -127,20 +131,26 @@ extension Queue {
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move dead events back to pending.",
-            discussion: "A dead event is not retried if a later event for its key was accepted since: sending it now could re-open a resolved incident.")
+            discussion:
+                "A dead event is not retried if a later event for its key was accepted since: sending it now could re-open a resolved incident."
+        )
         @OptionGroup var relay: RelayOptions
         @OptionGroup var selection: SelectionOptions
         @Flag(help: "Retry every dead event.") var all = false
 
         func validate() throws {
-            guard all != !selection.isEmpty else { throw ValidationError("name events with --routing-key, --dedup-key or --event, or say --all") }
+            guard all != !selection.isEmpty else {
+                throw ValidationError("name events with --routing-key, --dedup-key or --event, or say --all")
+            }
         }
 
         func run() async throws {
             let body = try JSONEncoder().encode(selection.filter(states: [.dead]))
             let outcome = try await relay.call(QueueCommandOutcome.self) { try await $0.post("/v1/queue/retry", json: Array(body)) }
             if relay.json { return }
-            print("retried \(outcome.retried ?? 0) dead event(s); \(outcome.superseded ?? 0) left dead because a later event for their key was accepted")
+            print(
+                "retried \(outcome.retried ?? 0) dead event(s); \(outcome.superseded ?? 0) left dead because a later event for their key was accepted"
+            )
         }
     }
 
@@ -153,7 +163,9 @@ extension Queue {
         @Flag(help: "Really delete.") var yes = false
 
         func validate() throws {
-            guard all != !selection.isEmpty else { throw ValidationError("name events with --routing-key, --dedup-key or --event, or say --all") }
+            guard all != !selection.isEmpty else {
+                throw ValidationError("name events with --routing-key, --dedup-key or --event, or say --all")
+            }
             guard yes else { throw ValidationError("purge deletes events that will never reach PagerDuty; add --yes to do it") }
         }
 

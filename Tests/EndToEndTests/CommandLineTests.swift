@@ -10,12 +10,16 @@ import Testing
     @Test func pdSendTakesPdagentsFlagsAndReportsTheIncidentKey() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()
-        let relay = try RelayProcess(dataDirectory: TestSupport.temporaryDirectory("pd-send") + "/data", upstreamURL: await upstream.baseURL)
+        let relay = try RelayProcess(
+            dataDirectory: TestSupport.temporaryDirectory("pd-send") + "/data", upstreamURL: await upstream.baseURL)
 
         let trigger = try CommandResult.run(
             "pd-send",
-            ["-k", key, "-t", "trigger", "-d", "disk full on db-1", "-i", "db-1", "-c", "nagios", "-u", "https://nagios.example", "-f", "host=db-1", "-f",
-             "mount=/var", "--severity", "critical", "--component", "disk", "--url", relay.url])
+            [
+                "-k", key, "-t", "trigger", "-d", "disk full on db-1", "-i", "db-1", "-c", "nagios", "-u", "https://nagios.example", "-f",
+                "host=db-1", "-f",
+                "mount=/var", "--severity", "critical", "--component", "disk", "--url", relay.url,
+            ])
         #expect(trigger.status == 0, "\(trigger.stderr)")
         #expect(trigger.stdout == "Event processed. Incident Key: db-1\n")
 
@@ -44,7 +48,9 @@ import Testing
         #expect(usage.status != 0)
         #expect(usage.stderr.contains("-i/--incident-key is required to resolve"))
 
-        let unreachable = try CommandResult.run("pd-send", ["-k", key, "-t", "trigger", "-d", "x", "--retries", "0", "--timeout-milliseconds", "1000", "--url", "http://127.0.0.1:9"])
+        let unreachable = try CommandResult.run(
+            "pd-send",
+            ["-k", key, "-t", "trigger", "-d", "x", "--retries", "0", "--timeout-milliseconds", "1000", "--url", "http://127.0.0.1:9"])
         #expect(unreachable.status == 1)
         #expect(unreachable.stderr.contains("cannot reach the relay at http://127.0.0.1:9"))
 
@@ -66,9 +72,11 @@ import Testing
             try CommandResult.run("pdrelay", ["queue"] + arguments + admin)
         }
 
-        #expect(try CommandResult.run("pd-send", ["-k", key, "-t", "trigger", "-d", "bad one", "-i", "dead-1", "--url", relay.url]).status == 0)
+        #expect(
+            try CommandResult.run("pd-send", ["-k", key, "-t", "trigger", "-d", "bad one", "-i", "dead-1", "--url", relay.url]).status == 0)
         _ = try await waitFor { try queue(["list", "--state", "dead"]).stdout.contains("dead-1") }
-        #expect(try CommandResult.run("pd-send", ["-k", key, "-t", "trigger", "-d", "stuck", "-i", "stuck-1", "--url", relay.url]).status == 0)
+        #expect(
+            try CommandResult.run("pd-send", ["-k", key, "-t", "trigger", "-d", "stuck", "-i", "stuck-1", "--url", relay.url]).status == 0)
         _ = try await waitFor { try queue(["list", "--state", "pending"]).stdout.contains("stuck-1") }
 
         let status = try queue(["status"])

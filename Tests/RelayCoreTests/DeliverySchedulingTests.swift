@@ -62,22 +62,28 @@ import Testing
 
     @Test func backoffDoublesUpToTheCapWithFullJitter() {
         let almostOne = 0.999_999
-        #expect((1...6).map { policy.backoffMilliseconds(afterAttempts: $0, jitter: almostOne, retryAfterMilliseconds: nil) } == [99, 199, 399, 799, 999, 999])
+        #expect(
+            (1...6).map { policy.backoffMilliseconds(afterAttempts: $0, jitter: almostOne, retryAfterMilliseconds: nil) } == [
+                99, 199, 399, 799, 999, 999,
+            ])
         #expect(policy.backoffMilliseconds(afterAttempts: 3, jitter: 0, retryAfterMilliseconds: nil) == 0)
         #expect(policy.backoffMilliseconds(afterAttempts: 1_000, jitter: 0.5, retryAfterMilliseconds: nil) == 500)
     }
 
     @Test func retryAfterIsAFloorButNotBelievedWithoutLimit() {
         #expect(policy.backoffMilliseconds(afterAttempts: 1, jitter: 0, retryAfterMilliseconds: 3_000) == 3_000)
-        #expect(policy.backoffMilliseconds(afterAttempts: 1, jitter: 0, retryAfterMilliseconds: 86_400_000) == RetryPolicy.maxRetryAfterMilliseconds)
+        #expect(
+            policy.backoffMilliseconds(afterAttempts: 1, jitter: 0, retryAfterMilliseconds: 86_400_000)
+                == RetryPolicy.maxRetryAfterMilliseconds)
     }
 
-    @Test(arguments: [
-        (202, nil, UpstreamVerdict.delivered), (200, nil, .delivered), (400, nil, .rejected), (413, nil, .rejected),
-        (429, "7", .retry(retryAfterMilliseconds: 7_000)), (429, "Wed, 21 Oct 2015 07:28:00 GMT", .retry(retryAfterMilliseconds: nil)),
-        (500, nil, .retry(retryAfterMilliseconds: nil)), (503, " 2 ", .retry(retryAfterMilliseconds: 2_000)),
-        (404, nil, .retry(retryAfterMilliseconds: nil)),
-    ] as [(Int, String?, UpstreamVerdict)])
+    @Test(
+        arguments: [
+            (202, nil, UpstreamVerdict.delivered), (200, nil, .delivered), (400, nil, .rejected), (413, nil, .rejected),
+            (429, "7", .retry(retryAfterMilliseconds: 7_000)), (429, "Wed, 21 Oct 2015 07:28:00 GMT", .retry(retryAfterMilliseconds: nil)),
+            (500, nil, .retry(retryAfterMilliseconds: nil)), (503, " 2 ", .retry(retryAfterMilliseconds: 2_000)),
+            (404, nil, .retry(retryAfterMilliseconds: nil)),
+        ] as [(Int, String?, UpstreamVerdict)])
     func upstreamAnswersAreClassifiedAsPagerDutyDocuments(_ status: Int, _ retryAfter: String?, _ verdict: UpstreamVerdict) {
         #expect(UpstreamVerdict.classify(statusCode: status, retryAfter: retryAfter) == verdict)
     }

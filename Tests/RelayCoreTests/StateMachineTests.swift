@@ -88,7 +88,9 @@ struct Clients {
     }
 
     @Test mutating func aFullQueueRefusesNewEventsAndDropsNothing() {
-        for index in 0..<5 { #expect(send("trigger", dedupKey: "k\(index)") == .accepted(dedupKey: "k\(index)", eventNumber: UInt64(index + 1))) }
+        for index in 0..<5 {
+            #expect(send("trigger", dedupKey: "k\(index)") == .accepted(dedupKey: "k\(index)", eventNumber: UInt64(index + 1)))
+        }
         let refused = apply(clients.accept(TestSupport.alert(dedupKey: "k5")))
         #expect(refused.0 == .queueFull)
         #expect(refused.1.mutations.isEmpty)
@@ -190,12 +192,15 @@ struct Clients {
             switch random.next() % 10 {
             case 0...3:
                 let action = ["trigger", "acknowledge", "resolve"][Int(random.next() % 3)]
-                command = clients.accept(TestSupport.alert(action, dedupKey: dedupKey, summary: "s\(random.next() % 3)"), after: Int64(random.next() % 40))
+                command = clients.accept(
+                    TestSupport.alert(action, dedupKey: dedupKey, summary: "s\(random.next() % 3)"), after: Int64(random.next() % 40))
             case 4:
                 command = clients.accept(TestSupport.alert(summary: "keyless \(random.next() % 4)"), after: Int64(random.next() % 40))
             case 5...7:
                 let candidates = machine.keysWithPendingEvents
-                guard !candidates.isEmpty, let head = machine.head(of: candidates[Int(random.next() % UInt64(candidates.count))]) else { continue }
+                guard !candidates.isEmpty, let head = machine.head(of: candidates[Int(random.next() % UInt64(candidates.count))]) else {
+                    continue
+                }
                 let outcome: AttemptRecord.Outcome = [.delivered, .delivered, .retry, .deadLettered][Int(random.next() % 4)]
                 command = .recordAttempt(eventNumber: head.number, clients.attempt(outcome))
             case 8:

@@ -38,15 +38,26 @@ import Testing
         (#"{"payload":{"source":"x","severity":"info"}}"#, "'payload.summary' is missing or blank"),
         (#"{"payload":{"summary":"s","severity":"info"}}"#, "'payload.source' is missing or blank"),
         (#"{"payload":{"summary":"s","source":"x"}}"#, "'payload.severity' is missing or blank"),
-        (#"{"payload":{"summary":"s","source":"x","severity":"Critical"}}"#,
-            "'payload.severity' is invalid (must be one of critical, error, warning, info)"),
-        (#"{"payload":{"summary":"\#(String(repeating: "x", count: 1025))","source":"x","severity":"info"}}"#,
-            "Length of 'payload.summary' is incorrect (should be at most 1024 characters)"),
-        (#"{"payload":{"summary":"s","source":"x","severity":"info","timestamp":"yesterday"}}"#,
-            "'payload.timestamp' is invalid (must be an ISO 8601 date-time such as 2015-07-17T08:42:58.315+0000)"),
-        (#"{"payload":{"summary":"s","source":"x","severity":"info","component":5}}"#, "'payload.component' must be a string, not a number"),
-        (#"{"dedup_key":"\#(String(repeating: "k", count: 256))"}"#,
-            "Length of 'dedup_key' is incorrect (should be at most 255 characters)"),
+        (
+            #"{"payload":{"summary":"s","source":"x","severity":"Critical"}}"#,
+            "'payload.severity' is invalid (must be one of critical, error, warning, info)"
+        ),
+        (
+            #"{"payload":{"summary":"\#(String(repeating: "x", count: 1025))","source":"x","severity":"info"}}"#,
+            "Length of 'payload.summary' is incorrect (should be at most 1024 characters)"
+        ),
+        (
+            #"{"payload":{"summary":"s","source":"x","severity":"info","timestamp":"yesterday"}}"#,
+            "'payload.timestamp' is invalid (must be an ISO 8601 date-time such as 2015-07-17T08:42:58.315+0000)"
+        ),
+        (
+            #"{"payload":{"summary":"s","source":"x","severity":"info","component":5}}"#,
+            "'payload.component' must be a string, not a number"
+        ),
+        (
+            #"{"dedup_key":"\#(String(repeating: "k", count: 256))"}"#,
+            "Length of 'dedup_key' is incorrect (should be at most 255 characters)"
+        ),
         (#"{"images":[{"src":"http://example.com/a.png"}]}"#, "'images[0].src' must be an HTTPS URL"),
         (#"{"links":[{"text":"no href"}]}"#, "'links[0].href' is missing or blank"),
         (#"{"payload":"text"}"#, "'payload' must be an object, not a string"),
@@ -121,7 +132,9 @@ import Testing
         let v1: [String: Any] = [
             "service_key": TestSupport.routingKey(), "event_type": "trigger", "description": "PLC 7 offline", "incident_key": "plc-7",
             "client": "zabbix", "client_url": "https://zabbix.example", "details": ["line": 3],
-            "contexts": [["type": "link", "href": "https://wiki/plc7", "text": "runbook"], ["type": "image", "src": "https://img/plc7.png"]],
+            "contexts": [
+                ["type": "link", "href": "https://wiki/plc7", "text": "runbook"], ["type": "image", "src": "https://img/plc7.png"],
+            ],
         ]
         let event = try validate(Array(try JSONSerialization.data(withJSONObject: v1)), .v1Generic).get()
         let sent = try JSONValue.parse(event.upstreamBody(assignedDedupKey: "unused"))
@@ -143,7 +156,9 @@ import Testing
         #expect(errors(missing, .v1Generic) == ["'service_key' is missing or blank", "'incident_key' is missing or blank"])
         let noDescription = Array(#"{"service_key":"a0000000000000000000000000000000","event_type":"trigger"}"#.utf8)
         #expect(errors(noDescription, .v1Generic) == ["'description' is missing or blank"])
-        let badContext = Array(#"{"service_key":"a0000000000000000000000000000000","event_type":"trigger","description":"d","contexts":[{"type":"video"}]}"#.utf8)
+        let badContext = Array(
+            #"{"service_key":"a0000000000000000000000000000000","event_type":"trigger","description":"d","contexts":[{"type":"video"}]}"#
+                .utf8)
         #expect(errors(badContext, .v1Generic) == ["'contexts[0].type' is invalid (must be one of link, image)"])
     }
 

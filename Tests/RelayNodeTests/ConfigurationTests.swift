@@ -30,8 +30,11 @@ import Testing
     }
 
     @Test func theEnvironmentOverridesTheFileWhichOverridesTheDefaults() throws {
-        let path = try write("listen_port: 9000\nupstream_url: https://events.eu.pagerduty.com\nmax_queued_events: 1_000\nqueue_high_water_events: 900\n", mode: 0o644)
-        let configuration = try RelayConfiguration.load(file: path, environment: ["PDRELAY_LISTEN_PORT": "9100", "HTTPS_PROXY": "http://proxy:3128"])
+        let path = try write(
+            "listen_port: 9000\nupstream_url: https://events.eu.pagerduty.com\nmax_queued_events: 1_000\nqueue_high_water_events: 900\n",
+            mode: 0o644)
+        let configuration = try RelayConfiguration.load(
+            file: path, environment: ["PDRELAY_LISTEN_PORT": "9100", "HTTPS_PROXY": "http://proxy:3128"])
         #expect(configuration.listenPort == 9100)
         #expect(configuration.upstreamURL == "https://events.eu.pagerduty.com")
         #expect(configuration.queue.maxQueuedEvents == 1_000)
@@ -52,8 +55,14 @@ import Testing
         ("listen_prot: 9000\n", "unknown setting 'listen_prot'"),
         ("listen_port: many\n", "setting 'listen_port' in config file"),
         ("- a\n- b\n", "must be a mapping"),
-        ("max_queued_events: 10\nmax_dedup_keys: 5\nqueue_high_water_events: 5\n", "max_dedup_keys (5) must be larger than max_queued_events (10)"),
-        ("retry_initial_backoff_milliseconds: 5000\nretry_max_backoff_milliseconds: 100\n", "retry_max_backoff_milliseconds must be at least"),
+        (
+            "max_queued_events: 10\nmax_dedup_keys: 5\nqueue_high_water_events: 5\n",
+            "max_dedup_keys (5) must be larger than max_queued_events (10)"
+        ),
+        (
+            "retry_initial_backoff_milliseconds: 5000\nretry_max_backoff_milliseconds: 100\n",
+            "retry_max_backoff_milliseconds must be at least"
+        ),
         ("upstream_url: ftp://example.com\n", "upstream_url must be an http:// or https:// URL"),
         ("listen_host: 0.0.0.0\n", "set admin_token"),
         ("queue_high_water_events: 200000\n", "queue_high_water_events must be between 1 and max_queued_events"),
@@ -71,6 +80,13 @@ import Testing
         #expect(!configuration.summary.contains("correct-horse"))
         #expect(!configuration.summary.contains("secret@"))
         #expect(configuration.summary.contains("admin_token=****"))
+    }
+
+    @Test func everySettingIsDocumented() throws {
+        let documentation = try String(contentsOf: TestSupport.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        for setting in RelayConfiguration.settings {
+            #expect(documentation.contains("| `\(setting.name)` |"), "docs/configuration.md does not document \(setting.name)")
+        }
     }
 
     @Test func noProxyExemptsTheUpstreamHost() throws {

@@ -116,7 +116,8 @@ import Testing
                 for index in 0..<20 {
                     group.addTask {
                         for action in actions {
-                            let response = try await node.send(TestSupport.alert(action, dedupKey: "host-\(index)", summary: "\(action) \(index)"))
+                            let response = try await node.send(
+                                TestSupport.alert(action, dedupKey: "host-\(index)", summary: "\(action) \(index)"))
                             #expect(response.status == 202)
                         }
                     }

@@ -11,7 +11,8 @@ import Testing
     func checkAgainstOpenAPI(_ body: [UInt8], response name: String) throws {
         let spec = try #require(TestSupport.json(try TestSupport.referenceBytes("pagerduty-events-v2.openapi.json")))
         let responses = try #require((spec["components"] as? [String: Any])?["responses"] as? [String: Any])
-        let content = try #require(((responses[name] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])
+        let content = try #require(
+            ((responses[name] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])
         let schema = try #require(content["schema"] as? [String: Any])
         let json = try #require(TestSupport.json(body), "not a JSON object: \(String(decoding: body, as: UTF8.self))")
         for field in schema["required"] as? [String] ?? [] { #expect(json[field] != nil, "missing required '\(field)'") }
@@ -45,7 +46,8 @@ import Testing
             try checkAgainstOpenAPI(response.body, response: "Error")
             #expect(response.json?["status"] as? String == "invalid event")
             #expect(response.json?["message"] as? String == "Event object is invalid")
-            #expect(response.json?["errors"] as? [String] == ["'payload.severity' is invalid (must be one of critical, error, warning, info)"])
+            #expect(
+                response.json?["errors"] as? [String] == ["'payload.severity' is invalid (must be one of critical, error, warning, info)"])
             let malformed = try await node.client.post("/v2/enqueue", json: Array("{\"routing_key\":".utf8))
             #expect(malformed.status == 400)
             try checkAgainstOpenAPI(malformed.body, response: "Error")
@@ -80,7 +82,8 @@ import Testing
 
     @Test func v1EventsGetV1AnswersAndGoUpstreamAsV2() async throws {
         try await TestNode.run { node in
-            let v1 = #"{"service_key":"\#(TestSupport.routingKey())","event_type":"trigger","description":"PLC 7 offline","incident_key":"plc-7","client":"zabbix"}"#
+            let v1 =
+                #"{"service_key":"\#(TestSupport.routingKey())","event_type":"trigger","description":"PLC 7 offline","incident_key":"plc-7","client":"zabbix"}"#
             let response = try await node.send(Array(v1.utf8), path: "/generic/2010-04-15/create_event.json")
             #expect(response.status == 200)
             #expect(response.json?["incident_key"] as? String == "plc-7")
@@ -106,7 +109,8 @@ import Testing
 
     @Test func badRequestsGetClearErrorsAndTheNodeKeepsWorking() async throws {
         try await TestNode.run(configure: { $0.maxEventBytes = 4_096 }) { node in
-            let form = try await node.client.post("/v2/enqueue", json: TestSupport.alert(), contentType: "application/x-www-form-urlencoded")
+            let form = try await node.client.post(
+                "/v2/enqueue", json: TestSupport.alert(), contentType: "application/x-www-form-urlencoded")
             #expect(form.status == 415)
             #expect((form.json?["errors"] as? [String])?.first?.contains("Content-Type must be application/json") == true)
             let huge = try await node.send(TestSupport.alert(summary: String(repeating: "x", count: 5_000)))

@@ -12,7 +12,8 @@ import Testing
     func event(_ number: UInt64, state: QueuedEvent.State = .pending) -> QueuedEvent {
         QueuedEvent(
             number: number, kind: .alert, action: .trigger, key: key, body: Array("{\"n\":\(number)}".utf8), fingerprint: [1, 2, 3],
-            receivedAtMilliseconds: 1_700_000_000_000 + Int64(number), state: state, attempts: Int(number), lastError: number == 2 ? "HTTP 500" : nil)
+            receivedAtMilliseconds: 1_700_000_000_000 + Int64(number), state: state, attempts: Int(number),
+            lastError: number == 2 ? "HTTP 500" : nil)
     }
 
     @Test func writesAreDurableInWALWithSynchronousFull() async throws {
@@ -46,7 +47,9 @@ import Testing
         let attempts = (0..<60).map {
             StoreMutation.appendAttempt(
                 eventNumber: 1,
-                AttemptRecord(outcome: .retry, atMilliseconds: Int64($0), durationMilliseconds: 3, statusCode: $0 % 2 == 0 ? 500 : nil, detail: "try \($0)"))
+                AttemptRecord(
+                    outcome: .retry, atMilliseconds: Int64($0), durationMilliseconds: 3, statusCode: $0 % 2 == 0 ? 500 : nil,
+                    detail: "try \($0)"))
         }
         try await store.commit(attempts)
         let kept = try await store.attempts(eventNumber: 1)
