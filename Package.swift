@@ -86,10 +86,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // A pdrelay child process, for the end-to-end tests and the load test.
+        .target(name: "RelayProcess"),
         .executableTarget(
             name: "pdrelay-loadtest",
             dependencies: [
-                "MockPagerDuty",
+                "MockPagerDuty", "RelayProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -109,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["MockPagerDuty", "RelayClient", "RelayTestSupport"]
+            dependencies: ["MockPagerDuty", "RelayClient", "RelayProcess", "RelayTestSupport"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import MockPagerDuty
+import RelayProcess
 import RelayTestSupport
 import Testing
 
@@ -10,7 +11,7 @@ import Testing
     @Test func pdSendTakesPdagentsFlagsAndReportsTheIncidentKey() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()
-        let relay = try RelayProcess(
+        let relay = try await RelayProcess(
             dataDirectory: TestSupport.temporaryDirectory("pd-send") + "/data", upstreamURL: await upstream.baseURL)
 
         let trigger = try CommandResult.run(
@@ -64,7 +65,7 @@ import Testing
         await upstream.script([.status(400)])
         await upstream.setDefaultReply(.status(503))
         let token = "queue-test-admin-token"
-        let relay = try RelayProcess(
+        let relay = try await RelayProcess(
             dataDirectory: TestSupport.temporaryDirectory("queue") + "/data", upstreamURL: await upstream.baseURL,
             environment: ["PDRELAY_ADMIN_TOKEN": token])
         let admin = ["--url", relay.url, "--admin-token", token]

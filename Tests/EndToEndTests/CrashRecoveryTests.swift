@@ -1,6 +1,7 @@
 import Foundation
 import MockPagerDuty
 import RelayClient
+import RelayProcess
 import RelayTestSupport
 import Testing
 
@@ -13,7 +14,7 @@ import Testing
         // Nothing gets through before the kill, so every event is still queued when it dies.
         await upstream.setDefaultReply(.status(503))
         let data = TestSupport.temporaryDirectory("kill9") + "/data"
-        let first = try RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
+        let first = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
         let count = 300
         let acknowledged = try await RelayClient.with(baseURL: first.url) { client in
             try await withThrowingTaskGroup(of: String?.self) { group in
@@ -31,7 +32,7 @@ import Testing
         #expect(await upstream.accepted.isEmpty)
 
         await upstream.setDefaultReply(.accept)
-        let second = try RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
+        let second = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
         let delivered = try await upstream.waitForAccepted(count, timeout: .seconds(60))
         #expect(Set(delivered.compactMap(\.dedupKey)) == acknowledged)
         #expect(second.terminate() == 0)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MockPagerDuty
+import RelayProcess
 
 @main
 struct LoadTest: AsyncParsableCommand {
@@ -37,18 +38,23 @@ struct SingleNode: AsyncParsableCommand {
         }
     }
 
+    /// Room for the whole run's events: the queue limits are not what is measured.
+    static let benchmarkLimits = [
+        "PDRELAY_MAX_QUEUED_EVENTS": "5000000", "PDRELAY_QUEUE_HIGH_WATER_EVENTS": "5000000", "PDRELAY_MAX_DEDUP_KEYS": "10000000",
+    ]
+
     func run() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()
         let data = NSTemporaryDirectory() + "pdrelay-loadtest-\(UUID().uuidString.prefix(8))"
         // Phase 1: the only delivery slot hangs for the whole phase.
         await upstream.setDefaultReply(.delayed(milliseconds: (durationSeconds + 5) * 1_000, .status(503)))
-        let ingestNode = try await NodeProcess(
-            binary: relayBinary, dataDirectory: data,
-            environment: [
+        let ingestNode = try await RelayProcess(
+            binary: URL(fileURLWithPath: relayBinary), dataDirectory: data,
+            environment: Self.benchmarkLimits.merging([
                 "PDRELAY_UPSTREAM_URL": await upstream.baseURL, "PDRELAY_DELIVERY_CONCURRENCY": "1",
                 "PDRELAY_UPSTREAM_TIMEOUT_MILLISECONDS": "300000",
-            ])
+            ]) { _, new in new })
         let generator = Generator(
             url: ingestNode.url, connections: connections, payloadBytes: payloadBytes, routingKeys: routingKeys)
         let ingest = try await generator.run(for: .seconds(durationSeconds))
@@ -58,9 +64,11 @@ struct SingleNode: AsyncParsableCommand {
         // Phase 2: restart on the same store; a fast mock; time the backlog's delivery.
         await upstream.setDefaultReply(.accept)
         let deliveryStarted = ContinuousClock.now
-        let deliveryNode = try await NodeProcess(
-            binary: relayBinary, dataDirectory: data,
-            environment: ["PDRELAY_UPSTREAM_URL": await upstream.baseURL, "PDRELAY_DELIVERY_CONCURRENCY": "\(deliveryConcurrency)"])
+        let deliveryNode = try await RelayProcess(
+            binary: URL(fileURLWithPath: relayBinary), dataDirectory: data,
+            environment: Self.benchmarkLimits.merging([
+                "PDRELAY_UPSTREAM_URL": await upstream.baseURL, "PDRELAY_DELIVERY_CONCURRENCY": "\(deliveryConcurrency)",
+            ]) { _, new in new })
         let expected = ingest.accepted
         let lost = await upstream.waitUntilDelivered(dedupKeys: ingest.acceptedKeys, timeout: .seconds(600)).count
         let deliverySeconds = (ContinuousClock.now - deliveryStarted).seconds

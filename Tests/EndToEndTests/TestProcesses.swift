@@ -1,0 +1,40 @@
+import Foundation
+import RelayProcess
+import RelayTestSupport
+import Testing
+
+extension RelayProcess {
+    /// The node built with the tests, with short backoffs so retries show within a test.
+    convenience init(dataDirectory: String, upstreamURL: String, environment extra: [String: String] = [:]) async throws {
+        try await self.init(
+            binary: TestSupport.binDirectory.appendingPathComponent("pdrelay"), dataDirectory: dataDirectory,
+            environment: [
+                "PDRELAY_UPSTREAM_URL": upstreamURL, "PDRELAY_RETRY_INITIAL_BACKOFF_MILLISECONDS": "50",
+                "PDRELAY_RETRY_MAX_BACKOFF_MILLISECONDS": "200",
+            ].merging(extra) { _, new in new })
+    }
+}
+
+/// Runs one of the package's command-line tools to completion.
+struct CommandResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    static func run(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = TestSupport.binDirectory.appendingPathComponent(tool)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
+        let directory = TestSupport.temporaryDirectory("cli")
+        FileManager.default.createFile(atPath: directory + "/out", contents: nil)
+        FileManager.default.createFile(atPath: directory + "/err", contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: directory + "/out")
+        process.standardError = FileHandle(forWritingAtPath: directory + "/err")
+        try process.run()
+        process.waitUntilExit()
+        return CommandResult(
+            status: process.terminationStatus, stdout: try String(contentsOfFile: directory + "/out", encoding: .utf8),
+            stderr: try String(contentsOfFile: directory + "/err", encoding: .utf8))
+    }
+}
