@@ -1,7 +1,10 @@
 import DequeModule
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import RelayCore
 import ServiceLifecycle
 
@@ -42,9 +45,20 @@ public actor MockPagerDuty {
 
     public init() {}
 
+    /// A PEM certificate chain and private key: the mock then speaks HTTPS only.
+    public struct TLSFiles: Sendable {
+        public let certificatePath: String
+        public let privateKeyPath: String
+
+        public init(certificatePath: String, privateKeyPath: String) {
+            self.certificatePath = certificatePath
+            self.privateKeyPath = privateKeyPath
+        }
+    }
+
     /// Starts listening on loopback (port 0 picks a free port) and returns the port.
     @discardableResult
-    public func start(port requestedPort: Int = 0, logLevel: Logger.Level = .warning) async throws -> Int {
+    public func start(port requestedPort: Int = 0, tls: TLSFiles? = nil, logLevel: Logger.Level = .warning) async throws -> Int {
         var logger = Logger(label: "mock-pagerduty")
         logger.logLevel = logLevel
         let router = Router()
@@ -56,8 +70,17 @@ public actor MockPagerDuty {
         }
         router.get("/ping") { _, _ in Response(status: .ok) }
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        var server = HTTPServerBuilder.http1()
+        if let tls {
+            let configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem)))
+            server = try .tls(server, tlsConfiguration: configuration)
+        }
+        scheme = tls == nil ? "http" : "https"
         let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: requestedPort), serverName: "mock-pagerduty"),
+            router: router, server: server,
+            configuration: .init(address: .hostname("127.0.0.1", port: requestedPort), serverName: "mock-pagerduty"),
             onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
         serviceGroup = group
@@ -74,7 +97,9 @@ public actor MockPagerDuty {
         _ = try? await runTask?.value
     }
 
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    private var scheme = "http"
+
+    public var baseURL: String { "\(scheme)://127.0.0.1:\(port)" }
 
     /// Replies for the next requests, in order; after them, the default reply.
     public func script(_ replies: [Reply]) { script.append(contentsOf: replies) }

@@ -56,6 +56,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError("log_level must be one of trace, debug, info, notice, warning, error, critical")
         }
+        if let caFile = upstreamCAFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ConfigurationError("upstream_ca_file \(caFile) does not exist or cannot be read")
+        }
         if let token = adminToken, token.count < 16 {
             throw ConfigurationError("admin_token must be at least 16 characters")
         }

@@ -29,7 +29,8 @@ public actor RelayEngine {
     private let logger: Logger
     let metrics: NodeMetrics
     private var proposals: Deque<Proposal> = []
-    private var committing = false
+    /// The task writing batches, while there are proposals to write.
+    private var committer: Task<Void, Never>?
     private var stopping = false
     private var deliveries: [UInt64: Task<Void, Never>] = [:]
     public private(set) var storeFailure: String?
@@ -59,10 +60,7 @@ public actor RelayEngine {
         if let storeFailure { throw .storeFailed(storeFailure) }
         let result = await withCheckedContinuation { continuation in
             proposals.append(Proposal(command: command, continuation: continuation))
-            if !committing {
-                committing = true
-                Task { await self.commitProposals() }
-            }
+            if committer == nil { committer = Task { await self.commitProposals() } }
         }
         return try result.get()
     }
@@ -87,7 +85,7 @@ public actor RelayEngine {
             for key in effects.changedKeys { scheduler.keyChanged(key) }
             startDeliveries()
         }
-        committing = false
+        committer = nil
     }
 
     /// After a failed write the in-memory state is ahead of the disk. The node stops taking
@@ -169,7 +167,7 @@ public actor RelayEngine {
     func drain() async {
         stopping = true
         while let task = deliveries.values.first { await task.value }
-        while committing { await Task.yield() }
+        while let committer { await committer.value }
     }
 
     // MARK: queries

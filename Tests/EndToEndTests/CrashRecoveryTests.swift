@@ -39,4 +39,40 @@ import Testing
         #expect(second.log.contains("pending=\(count)"))
         await upstream.stop()
     }
+
+    @Test func sigtermLetsDeliveriesInFlightFinishAndRecordsThem() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.setDefaultReply(.delayed(milliseconds: 1_500, .accept))
+        let data = TestSupport.temporaryDirectory("sigterm") + "/data"
+        let node = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
+        try await RelayClient.with(baseURL: node.url) { client in
+            for index in 0..<3 {
+                let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "inflight-\(index)"))
+                #expect(response.status == 202)
+            }
+        }
+        // Wait until all three are in flight (the mock holds each for 1.5 s).
+        var inFlight = 0
+        for _ in 0..<100 where inFlight < 3 {
+            let status = try await RelayClient.with(baseURL: node.url) { try await $0.get("/v1/queue/status") }
+            inFlight = status.json?["in_flight"] as? Int ?? 0
+            if inFlight < 3 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(inFlight == 3)
+        #expect(await upstream.deliveries.isEmpty, "the deliveries should still be in flight")
+        #expect(node.terminate() == 0)
+        // The node waited for the answers before it exited.
+        #expect(await upstream.accepted.count == 3)
+        #expect(node.log.contains("deliveries stopped"))
+
+        // Their outcomes were committed: a restarted node has nothing left to send.
+        await upstream.setDefaultReply(.accept)
+        let restarted = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
+        #expect(restarted.log.contains("pending=0"))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await upstream.deliveries.count == 3)
+        #expect(restarted.terminate() == 0)
+        await upstream.stop()
+    }
 }

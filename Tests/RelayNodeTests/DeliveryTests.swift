@@ -19,18 +19,28 @@ import Testing
         return try #require((try? JSONSerialization.jsonObject(with: Data(response.body))) as? [[String: Any]])
     }
 
-    @Test func serverErrorsAreRetriedWithBoundedBackoffUntilDelivered() async throws {
+    @Test func serverErrorsAreRetriedWithCappedExponentialBackoffUntilDelivered() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()
-        await upstream.script([.status(500), .status(502), .status(503), .status(500)])
-        try await TestNode.run(upstream: upstream) { node in
+        await upstream.script([.status(500), .status(502), .status(503), .status(500), .status(500), .status(504)])
+        // Jitter pinned near 1, so each wait is its ceiling: 100, 200, 400, 400, 400, 400 ms with a
+        // 400 ms cap. Uncapped doubling would have waited 800, 1600 and 3200 ms for the last three.
+        var environment = NodeEnvironment.live
+        environment.jitter = { 0.999_999 }
+        try await TestNode.run(
+            configure: { $0.retry = .init(initialBackoffMilliseconds: 100, maxBackoffMilliseconds: 400, maxAttempts: 20) },
+            upstream: upstream, environment: environment
+        ) { node in
             try await node.send(TestSupport.alert(dedupKey: "flaky"))
-            _ = try await upstream.waitForAccepted(1)
+            _ = try await upstream.waitForAccepted(1, timeout: .seconds(60))
             let all = await upstream.deliveries
-            #expect(all.map(\.status) == [500, 502, 503, 500, 202])
-            // Full jitter on 50 ms doubling to a 200 ms cap: each wait is below the cap (plus
-            // scheduling slack), and the event is the same bytes every time.
-            for gap in gapsMilliseconds(all) { #expect(gap < 200 + 150, "gap \(gap) ms exceeds the backoff cap") }
+            #expect(all.map(\.status) == [500, 502, 503, 500, 500, 504, 202])
+            let gaps = gapsMilliseconds(all)
+            for (gap, ceiling) in zip(gaps, [100, 200, 400, 400, 400, 400] as [Int64]) {
+                #expect(gap >= ceiling - 1, "waited \(gap) ms, less than the backoff of \(ceiling) ms")
+            }
+            // Generous for a loaded machine, and still far below uncapped doubling.
+            for gap in gaps.suffix(3) { #expect(gap < 400 + 700, "waited \(gap) ms: the 400 ms cap did not hold") }
             #expect(Set(all.map(\.body)).count == 1)
         }
     }

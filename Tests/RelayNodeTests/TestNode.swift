@@ -26,7 +26,7 @@ struct TestNode {
 
     /// Starts a mock upstream and a node, runs `body`, and stops both.
     static func run<T: Sendable>(
-        configure: (inout RelayConfiguration) -> Void = { _ in }, upstream: MockPagerDuty? = nil,
+        configure: (inout RelayConfiguration) -> Void = { _ in }, upstream: MockPagerDuty? = nil, environment: NodeEnvironment = .live,
         _ body: (TestNode) async throws -> T
     ) async throws -> T {
         let upstream = upstream ?? MockPagerDuty()
@@ -35,9 +35,12 @@ struct TestNode {
         configure(&configuration)
         try configuration.validate()
         var logger = Logger(label: "test-node")
-        logger.logLevel = .warning
+        // Retries and dead letters are what these tests provoke; only worse is worth printing.
+        logger.logLevel = .critical
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = try await RelayNode.makeApplication(configuration: configuration, logger: logger) { continuation.yield($0) }
+        let app = try await RelayNode.makeApplication(configuration: configuration, environment: environment, logger: logger) {
+            continuation.yield($0)
+        }
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
         let running = Task { try await group.run() }
         var port = 0
