@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "RelayNodeTests",
             dependencies: [
-                "RelayNode", "MockPagerDuty", "RelayClient", "RelayTestSupport",
+                "RelayNode", "MockPagerDuty", "RelayClient", "RelayProcess", "RelayTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -39,16 +39,23 @@ public final class RelayProcess: @unchecked Sendable {
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// `kill -9`: no shutdown code runs.
-    public func kill9() {
+    public func kill9() async {
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        await Self.waitForExit(process)
     }
 
     /// SIGTERM, then the exit status once the node has shut down.
-    public func terminate() -> Int32 {
+    public func terminate() async -> Int32 {
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        await Self.waitForExit(process)
         return process.terminationStatus
+    }
+
+    /// Waits without blocking a thread: `Process.waitUntilExit` would hold one of the few
+    /// cooperative threads, and a mock upstream in the same process may need it to answer the
+    /// node that is shutting down.
+    public static func waitForExit(_ process: Process) async {
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
     /// User plus system CPU time so far, from /proc.
@@ -62,7 +69,7 @@ public final class RelayProcess: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning { kill9() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
 

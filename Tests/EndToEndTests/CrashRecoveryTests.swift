@@ -27,7 +27,7 @@ import Testing
                 return try await group.reduce(into: Set<String>()) { if let key = $1 { $0.insert(key) } }
             }
         }
-        first.kill9()
+        await first.kill9()
         #expect(acknowledged.count == count)
         #expect(await upstream.accepted.isEmpty)
 
@@ -35,7 +35,7 @@ import Testing
         let second = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
         let delivered = try await upstream.waitForAccepted(count, timeout: .seconds(60))
         #expect(Set(delivered.compactMap(\.dedupKey)) == acknowledged)
-        #expect(second.terminate() == 0)
+        #expect(await second.terminate() == 0)
         #expect(second.log.contains("pending=\(count)"))
         await upstream.stop()
     }
@@ -61,7 +61,7 @@ import Testing
         }
         #expect(inFlight == 3)
         #expect(await upstream.deliveries.isEmpty, "the deliveries should still be in flight")
-        #expect(node.terminate() == 0)
+        #expect(await node.terminate() == 0)
         // The node waited for the answers before it exited.
         #expect(await upstream.accepted.count == 3)
         #expect(node.log.contains("deliveries stopped"))
@@ -72,7 +72,7 @@ import Testing
         #expect(restarted.log.contains("pending=0"))
         try await Task.sleep(for: .milliseconds(300))
         #expect(await upstream.deliveries.count == 3)
-        #expect(restarted.terminate() == 0)
+        #expect(await restarted.terminate() == 0)
         await upstream.stop()
     }
 }

@@ -21,7 +21,7 @@ struct CommandResult {
     let stdout: String
     let stderr: String
 
-    static func run(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> CommandResult {
+    static func run(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) async throws -> CommandResult {
         let process = Process()
         process.executableURL = TestSupport.binDirectory.appendingPathComponent(tool)
         process.arguments = arguments
@@ -32,7 +32,7 @@ struct CommandResult {
         process.standardOutput = FileHandle(forWritingAtPath: directory + "/out")
         process.standardError = FileHandle(forWritingAtPath: directory + "/err")
         try process.run()
-        process.waitUntilExit()
+        await RelayProcess.waitForExit(process)
         return CommandResult(
             status: process.terminationStatus, stdout: try String(contentsOfFile: directory + "/out", encoding: .utf8),
             stderr: try String(contentsOfFile: directory + "/err", encoding: .utf8))

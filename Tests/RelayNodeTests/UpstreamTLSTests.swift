@@ -1,5 +1,6 @@
 import Foundation
 import MockPagerDuty
+import RelayProcess
 import RelayTestSupport
 import Testing
 
@@ -7,7 +8,7 @@ import Testing
 /// store plus `upstream_ca_file`, and an unverifiable upstream gets nothing.
 @Suite(.serialized) struct UpstreamTLSTests {
     /// A throwaway self-signed certificate for 127.0.0.1, made with the openssl command.
-    static func makeCertificate() throws -> MockPagerDuty.TLSFiles {
+    static func makeCertificate() async throws -> MockPagerDuty.TLSFiles {
         let directory = TestSupport.temporaryDirectory("tls")
         let openssl = Process()
         openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
@@ -17,13 +18,13 @@ import Testing
         ]
         openssl.standardError = FileHandle.nullDevice
         try openssl.run()
-        openssl.waitUntilExit()
+        await RelayProcess.waitForExit(openssl)
         #expect(openssl.terminationStatus == 0)
         return MockPagerDuty.TLSFiles(certificatePath: directory + "/cert.pem", privateKeyPath: directory + "/key.pem")
     }
 
     @Test func aTrustedCAFileLetsDeliveriesThrough() async throws {
-        let files = try Self.makeCertificate()
+        let files = try await Self.makeCertificate()
         let upstream = MockPagerDuty()
         try await upstream.start(tls: files)
         #expect(await upstream.baseURL.hasPrefix("https://"))
@@ -35,7 +36,7 @@ import Testing
     }
 
     @Test func anUntrustedCertificateIsRefusedAndTheEventWaits() async throws {
-        let files = try Self.makeCertificate()
+        let files = try await Self.makeCertificate()
         let upstream = MockPagerDuty()
         try await upstream.start(tls: files)
         try await TestNode.run(upstream: upstream) { node in

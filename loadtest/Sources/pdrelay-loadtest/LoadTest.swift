@@ -59,7 +59,7 @@ struct SingleNode: AsyncParsableCommand {
             url: ingestNode.url, connections: connections, payloadBytes: payloadBytes, routingKeys: routingKeys)
         let ingest = try await generator.run(for: .seconds(durationSeconds))
         let cpu = ingestNode.cpuSeconds()
-        ingestNode.kill9()
+        await ingestNode.kill9()
 
         // Phase 2: restart on the same store; a fast mock; time the backlog's delivery.
         await upstream.setDefaultReply(.accept)
@@ -72,7 +72,7 @@ struct SingleNode: AsyncParsableCommand {
         let expected = ingest.accepted
         let lost = await upstream.waitUntilDelivered(dedupKeys: ingest.acceptedKeys, timeout: .seconds(600)).count
         let deliverySeconds = (ContinuousClock.now - deliveryStarted).seconds
-        _ = deliveryNode.terminate()
+        _ = await deliveryNode.terminate()
         await upstream.stop()
         try? FileManager.default.removeItem(atPath: data)
 
