@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "pdrelay", targets: ["pdrelay"]),
         .executable(name: "pd-send", targets: ["pd-send"]),
         .executable(name: "pdrelay-loadtest", targets: ["pdrelay-loadtest"]),
+        .executable(name: "pdrelay-sim", targets: ["pdrelay-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
@@ -36,6 +37,13 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
+        ),
+        // Pure core of the cluster: Raft with pre-vote and a leader lease, no I/O.
+        .target(name: "ClusterCore", dependencies: ["RelayCore"]),
+        // A seeded, single-threaded world that drives copies of the cluster core through faults.
+        .target(
+            name: "ClusterSimulator",
+            dependencies: ["ClusterCore", "RelayCore", .product(name: "HeapModule", package: "swift-collections")]
         ),
         // Durable storage of the state machine in one SQLite file per node.
         .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore"]),
@@ -85,6 +93,10 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "pdrelay-sim",
+            dependencies: ["ClusterCore", "ClusterSimulator", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
             name: "pd-send",
             dependencies: [
                 "RelayClient",
@@ -106,6 +118,7 @@ let package = Package(
         ),
         .target(name: "RelayTestSupport", path: "Tests/RelayTestSupport"),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"]),
+        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore"]),
         .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "RelayTestSupport"]),
         .testTarget(
             name: "RelayNodeTests",

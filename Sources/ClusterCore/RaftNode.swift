@@ -1,0 +1,520 @@
+/// One node of the replication protocol: Raft (Ongaro & Ousterhout 2014) with pre-vote and a
+/// leader lease (Ongaro's thesis §9.6, §6.4), as a deterministic state machine. It does no I/O:
+/// every input carries the node's monotonic time, randomness comes from a seeded generator, and
+/// every effect is returned in a `Ready` for the shell to carry out.
+///
+/// The shell's contract for each `Ready`, in this order:
+/// 1. make durable, in one fsync'd transaction: `hardState`; `truncateAfter` (drop later
+///    entries); `entries`; then `snapshot` (which replaces every entry up to its index that does
+///    not agree with it: a compaction snapshot may cover entries of the same `Ready`);
+/// 2. only then send `messages` (a vote or an acknowledgement is a promise about the disk);
+/// 3. hand `applied` results to the clients waiting for them;
+/// 4. call `persisted(through:now:)` with the last index it made durable.
+public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
+    public typealias Command = Machine.Command
+
+    public struct Applied: Sendable {
+        public let index: LogIndex
+        public let term: Term
+        public let command: Command?
+        public let result: Machine.Result?
+    }
+
+    public struct Ready: Sendable {
+        public var hardState: HardState?
+        public var snapshot: Snapshot<Machine>?
+        public var truncateAfter: LogIndex?
+        public var entries: [Entry<Command>] = []
+        public var messages: [Message<Machine>] = []
+        public var applied: [Applied] = []
+
+        public var needsPersistence: Bool { hardState != nil || snapshot != nil || truncateAfter != nil || !entries.isEmpty }
+    }
+
+    public let id: NodeID
+    public let members: [NodeID]
+    public let timing: ClusterTiming
+    public let faults: ProtocolFaults
+    public static var maxEntriesPerMessage: Int { 256 }
+    /// Applied entries kept before a snapshot replaces them.
+    public let snapshotThresholdEntries: Int
+
+    public private(set) var hardState: HardState
+    private var log: RaftLog<Machine>
+    public private(set) var role: Role = .follower
+    public private(set) var leaderID: NodeID?
+    public private(set) var commitIndex: LogIndex
+    public private(set) var lastApplied: LogIndex
+    public private(set) var machine: Machine
+    /// The last index this node has made durable (the shell says so through `persisted`).
+    public private(set) var durableIndex: LogIndex
+    /// False after a restart on an empty disk, until the node has caught up to the commit index
+    /// the leader had when it first heard from it: before that it may have forgotten a vote.
+    public private(set) var mayVote: Bool
+    private var catchUpTarget: LogIndex?
+
+    private var random: SplitMix64
+    private var electionDeadline: Int64
+    private var lastLeaderContact: Int64?
+    private var votes: Set<NodeID> = []
+    // Leader state.
+    private var nextIndex: [NodeID: LogIndex] = [:]
+    private var matchIndex: [NodeID: LogIndex] = [:]
+    private var round: UInt64 = 0
+    private var roundSentAt: [UInt64: Int64] = [:]
+    private var ackedRound: [NodeID: UInt64] = [:]
+    private var leaseExpiry: Int64?
+    private var lastQuorumContact: Int64 = 0
+    private var nextHeartbeat: Int64 = 0
+    private var ready = Ready()
+
+    /// Starts (or restarts) a node from what its disk holds. `lostDisk` marks a replaced node that
+    /// comes back empty under the same id: it will not vote until it has caught up.
+    public init(
+        id: NodeID, members: [NodeID], timing: ClusterTiming, initialMachine: Machine, durable: DurableState<Machine>?,
+        lostDisk: Bool = false, seed: UInt64, now: Int64, snapshotThresholdEntries: Int = 1_000, faults: ProtocolFaults = .none
+    ) {
+        precondition(members.contains(id), "node \(id) is not a member")
+        precondition(Set(members).count == members.count, "duplicate member ids")
+        self.id = id
+        self.members = members.sorted()
+        self.timing = timing
+        self.faults = faults
+        self.snapshotThresholdEntries = snapshotThresholdEntries
+        var hardState = durable?.hardState ?? HardState(term: 0, votedFor: nil)
+        if faults.contains(.forgetVoteOnRestart) { hardState.votedFor = nil }
+        self.hardState = hardState
+        log = RaftLog(snapshot: durable?.snapshot, entries: durable?.entries ?? [])
+        machine = durable?.snapshot?.machine ?? initialMachine
+        commitIndex = log.snapshotIndex
+        lastApplied = log.snapshotIndex
+        durableIndex = log.lastIndex
+        mayVote = !lostDisk
+        random = SplitMix64(seed: seed)
+        electionDeadline = 0
+        resetElectionTimer(now: now)
+    }
+
+    // MARK: queries
+
+    public var term: Term { hardState.term }
+    public var lastLogIndex: LogIndex { log.lastIndex }
+    public var lastLogTerm: Term { log.lastTerm }
+    public var snapshotIndex: LogIndex { log.snapshotIndex }
+    var majority: Int { members.count / 2 + 1 }
+    var peers: [NodeID] { members.filter { $0 != id } }
+
+    /// The term of the entry at `index`, if this node still has it.
+    public func term(at index: LogIndex) -> Term? { log.term(at: index) }
+
+    /// The entries this node holds after its snapshot.
+    public var entries: [Entry<Command>] { log.entries }
+
+    /// Milliseconds of lease left at `now`: while positive, no other node can be elected.
+    public func leaseRemainingMilliseconds(now: Int64) -> Int64 {
+        guard role == .leader, let leaseExpiry else { return 0 }
+        return max(0, leaseExpiry - now)
+    }
+
+    /// The upstream fencing rule: a delivery may start only if it ends (at the upstream timeout)
+    /// before the lease does.
+    ///
+    /// A new leader also waits until it has committed an entry of its own term: only then has
+    /// it applied every committed outcome, so it cannot re-send an event behind a later one that
+    /// an earlier leader already delivered.
+    public func mayStartDelivery(now: Int64) -> Bool {
+        guard role == .leader, log.term(at: commitIndex) == term else { return false }
+        if faults.contains(.deliverWithoutLeaseCheck) { return true }
+        return leaseRemainingMilliseconds(now: now) >= timing.upstreamTimeoutMilliseconds + timing.deliveryMarginMilliseconds
+    }
+
+    // MARK: inputs
+
+    /// Time passes: heartbeats, election timeouts, the leader's quorum check.
+    public mutating func tick(now: Int64) -> Ready {
+        switch role {
+        case .leader:
+            if now - lastQuorumContact >= timing.minimumElectionTimeoutMilliseconds && members.count > 1 {
+                // No majority has answered for a whole election timeout: a partition. Step down
+                // so clients go elsewhere; the lease expired long ago.
+                becomeFollower(term: term, leader: nil, now: now)
+            } else if now >= nextHeartbeat {
+                broadcastAppends(now: now, newRound: true)
+            }
+        case .follower, .preCandidate, .candidate:
+            if now >= electionDeadline && mayVote { startPreVote(now: now) }
+        }
+        return takeReady()
+    }
+
+    /// Appends commands to the log. Only the leader accepts; the indexes are where each command
+    /// will be applied, so the shell can match results to clients.
+    public mutating func propose(_ commands: [Command], now: Int64) -> (indexes: [LogIndex], ready: Ready)? {
+        guard role == .leader else { return nil }
+        var indexes: [LogIndex] = []
+        for command in commands {
+            let entry = Entry(term: term, index: log.lastIndex + 1, command: command)
+            log.append(entry)
+            ready.entries.append(entry)
+            indexes.append(entry.index)
+        }
+        broadcastAppends(now: now, newRound: false)
+        return (indexes, takeReady())
+    }
+
+    /// The shell made everything up to `index` durable.
+    public mutating func persisted(through index: LogIndex, now: Int64) -> Ready {
+        durableIndex = max(durableIndex, min(index, log.lastIndex))
+        if role == .leader { advanceCommit() }
+        return takeReady()
+    }
+
+    public mutating func receive(_ message: Message<Machine>, now: Int64) -> Ready {
+        precondition(message.to == id, "message for \(message.to) delivered to \(id)")
+        handle(message, now: now)
+        return takeReady()
+    }
+
+    // MARK: message handling
+
+    private mutating func handle(_ message: Message<Machine>, now: Int64) {
+        if message.term > term {
+            switch message.body {
+            case .preVoteRequest:
+                break  // a pre-vote changes no term
+            case .preVoteResponse(granted: true):
+                break  // carries the term we proposed, not a newer one
+            case .voteRequest:
+                // Heard from a leader within the minimum election timeout: ignore entirely, not
+                // even adopting the term. This is what makes the lease safe, and keeps a node
+                // rejoining from a partition from deposing a healthy leader.
+                if inLeaseOfLeader(now: now) { return }
+                becomeFollower(term: message.term, leader: nil, now: now)
+            case .append, .installSnapshot:
+                becomeFollower(term: message.term, leader: message.from, now: now)
+            default:
+                becomeFollower(term: message.term, leader: nil, now: now)
+            }
+        }
+        switch message.body {
+        case .preVoteRequest(let lastIndex, let lastTerm):
+            let granted =
+                message.term > term && mayVote && !inLeaseOfLeader(now: now)
+                && isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            send(to: message.from, term: granted ? message.term : term, .preVoteResponse(granted: granted))
+        case .preVoteResponse(let granted):
+            guard role == .preCandidate, message.term == term + 1, granted else { return }
+            votes.insert(message.from)
+            if votes.count >= majority { startElection(now: now) }
+        case .voteRequest(let lastIndex, let lastTerm):
+            guard message.term == term else {
+                send(to: message.from, term: term, .voteResponse(granted: false))
+                return
+            }
+            let granted =
+                mayVote && role == .follower && (hardState.votedFor == nil || hardState.votedFor == message.from)
+                && isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            if granted {
+                hardState.votedFor = message.from
+                ready.hardState = hardState
+                resetElectionTimer(now: now)
+            }
+            send(to: message.from, term: term, .voteResponse(granted: granted))
+        case .voteResponse(let granted):
+            guard role == .candidate, message.term == term, granted else { return }
+            votes.insert(message.from)
+            if votes.count >= majority { becomeLeader(now: now) }
+        case .append(let prevIndex, let prevTerm, let entries, let leaderCommit, let round):
+            guard message.term == term else {
+                send(to: message.from, term: term, .appendResponse(success: false, matchIndex: 0, round: round))
+                return
+            }
+            acceptLeader(message.from, now: now)
+            handleAppend(
+                from: message.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, leaderCommit: leaderCommit, round: round)
+        case .appendResponse(let success, let match, let round):
+            guard role == .leader, message.term == term else { return }
+            recordContact(from: message.from, round: round, now: now)
+            if success {
+                matchIndex[message.from] = max(matchIndex[message.from] ?? 0, match)
+                nextIndex[message.from] = max(nextIndex[message.from] ?? 1, match + 1)
+                advanceCommit()
+            } else {
+                nextIndex[message.from] = max(1, min(nextIndex[message.from] ?? 1, match + 1))
+                sendAppend(to: message.from, round: self.round)
+            }
+        case .installSnapshot(let snapshot, let round):
+            guard message.term == term else {
+                send(to: message.from, term: term, .snapshotResponse(matchIndex: 0, round: round))
+                return
+            }
+            acceptLeader(message.from, now: now)
+            if snapshot.index > commitIndex {
+                log.install(snapshot)
+                machine = snapshot.machine
+                commitIndex = snapshot.index
+                lastApplied = snapshot.index
+                ready.snapshot = snapshot
+                ready.truncateAfter = nil
+                ready.entries = []
+                durableIndex = min(durableIndex, log.lastIndex)
+            }
+            checkCaughtUp()
+            send(to: message.from, term: term, .snapshotResponse(matchIndex: max(snapshot.index, commitIndex), round: round))
+        case .snapshotResponse(let match, let round):
+            guard role == .leader, message.term == term else { return }
+            recordContact(from: message.from, round: round, now: now)
+            matchIndex[message.from] = max(matchIndex[message.from] ?? 0, match)
+            nextIndex[message.from] = max(nextIndex[message.from] ?? 1, match + 1)
+            advanceCommit()
+        }
+    }
+
+    private mutating func handleAppend(
+        from leader: NodeID, prevIndex: LogIndex, prevTerm: Term, entries: [Entry<Command>], leaderCommit: LogIndex, round: UInt64
+    ) {
+        if catchUpTarget == nil && !mayVote { catchUpTarget = leaderCommit }
+        // Entries at or below our snapshot are committed and already applied: skip them.
+        if prevIndex < log.snapshotIndex {
+            let skip = entries.filter { $0.index > log.snapshotIndex }
+            guard let first = skip.first else {
+                send(to: leader, term: term, .appendResponse(success: true, matchIndex: log.snapshotIndex, round: round))
+                return
+            }
+            return handleAppend(
+                from: leader, prevIndex: first.index - 1, prevTerm: log.snapshotTerm, entries: skip, leaderCommit: leaderCommit,
+                round: round)
+        }
+        guard log.term(at: prevIndex) == prevTerm else {
+            let hint = min(log.lastIndex, prevIndex - 1)
+            send(to: leader, term: term, .appendResponse(success: false, matchIndex: hint, round: round))
+            return
+        }
+        for entry in entries {
+            if let existing = log.term(at: entry.index) {
+                if existing == entry.term { continue }
+                precondition(entry.index > commitIndex, "a leader tried to overwrite committed entry \(entry.index)")
+                log.truncate(after: entry.index - 1)
+                ready.truncateAfter = min(ready.truncateAfter ?? .max, entry.index - 1)
+                ready.entries.removeAll { $0.index >= entry.index }
+                durableIndex = min(durableIndex, entry.index - 1)
+            }
+            log.append(entry)
+            ready.entries.append(entry)
+        }
+        let lastNew = prevIndex + LogIndex(entries.count)
+        if leaderCommit > commitIndex {
+            commitIndex = min(leaderCommit, lastNew)
+            applyCommitted()
+        }
+        checkCaughtUp()
+        send(to: leader, term: term, .appendResponse(success: true, matchIndex: lastNew, round: round))
+    }
+
+    // MARK: roles
+
+    private mutating func startPreVote(now: Int64) {
+        role = .preCandidate
+        leaderID = nil
+        votes = [id]
+        resetElectionTimer(now: now)
+        if votes.count >= majority { return startElection(now: now) }
+        for peer in peers {
+            send(to: peer, term: term + 1, .preVoteRequest(lastLogIndex: log.lastIndex, lastLogTerm: log.lastTerm))
+        }
+    }
+
+    private mutating func startElection(now: Int64) {
+        role = .candidate
+        hardState = HardState(term: term + 1, votedFor: id)
+        ready.hardState = hardState
+        votes = [id]
+        resetElectionTimer(now: now)
+        if votes.count >= majority { return becomeLeader(now: now) }
+        for peer in peers {
+            send(to: peer, term: term, .voteRequest(lastLogIndex: log.lastIndex, lastLogTerm: log.lastTerm))
+        }
+    }
+
+    private mutating func becomeLeader(now: Int64) {
+        role = .leader
+        leaderID = id
+        leaseExpiry = nil
+        roundSentAt = [:]
+        ackedRound = [:]
+        round = 0
+        lastQuorumContact = now
+        for peer in peers {
+            nextIndex[peer] = log.lastIndex + 1
+            matchIndex[peer] = 0
+        }
+        // A no-op in the new term lets the leader commit (and so learn) everything before it.
+        let noop = Entry<Command>(term: term, index: log.lastIndex + 1, command: nil)
+        log.append(noop)
+        ready.entries.append(noop)
+        broadcastAppends(now: now, newRound: true)
+    }
+
+    private mutating func becomeFollower(term newTerm: Term, leader: NodeID?, now: Int64) {
+        if newTerm > term {
+            hardState = HardState(term: newTerm, votedFor: nil)
+            ready.hardState = hardState
+        }
+        if role == .leader || role == .candidate || role == .preCandidate { resetElectionTimer(now: now) }
+        role = .follower
+        leaderID = leader
+        leaseExpiry = nil
+    }
+
+    private mutating func acceptLeader(_ leader: NodeID, now: Int64) {
+        precondition(!(role == .leader && leader != id), "two leaders in term \(term): \(id) and \(leader)")
+        if role != .follower { becomeFollower(term: term, leader: leader, now: now) }
+        leaderID = leader
+        lastLeaderContact = now
+        resetElectionTimer(now: now)
+    }
+
+    /// True while this node must not help elect anyone else: it leads, or it has heard from a
+    /// leader within the minimum election timeout.
+    private func inLeaseOfLeader(now: Int64) -> Bool {
+        if role == .leader { return true }
+        guard leaderID != nil, let lastLeaderContact else { return false }
+        return now - lastLeaderContact < timing.minimumElectionTimeoutMilliseconds
+    }
+
+    /// The election restriction (Raft §5.4.1), for votes and pre-votes alike.
+    private func isUpToDate(lastIndex: LogIndex, lastTerm: Term) -> Bool {
+        if faults.contains(.skipElectionRestriction) { return true }
+        return lastTerm > log.lastTerm || (lastTerm == log.lastTerm && lastIndex >= log.lastIndex)
+    }
+
+    private mutating func checkCaughtUp() {
+        if !mayVote, let target = catchUpTarget, commitIndex >= target { mayVote = true }
+    }
+
+    // MARK: leader work
+
+    private mutating func broadcastAppends(now: Int64, newRound: Bool) {
+        if newRound {
+            round += 1
+            roundSentAt[round] = now
+            nextHeartbeat = now + timing.heartbeatIntervalMilliseconds
+            updateLease(now: now)
+        }
+        for peer in peers { sendAppend(to: peer, round: round) }
+    }
+
+    private mutating func sendAppend(to peer: NodeID, round: UInt64) {
+        let next = nextIndex[peer] ?? log.lastIndex + 1
+        if next <= log.snapshotIndex, let snapshot = log.snapshot {
+            send(to: peer, term: term, .installSnapshot(snapshot, round: round))
+            return
+        }
+        let prevIndex = next - 1
+        guard let prevTerm = log.term(at: prevIndex) else {
+            preconditionFailure("leader has no term for index \(prevIndex)")
+        }
+        let entries = log.entries(from: next, max: Self.maxEntriesPerMessage)
+        send(
+            to: peer, term: term,
+            .append(prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: commitIndex, round: round))
+        nextIndex[peer] = next + LogIndex(entries.count)
+    }
+
+    private mutating func recordContact(from peer: NodeID, round: UInt64, now: Int64) {
+        ackedRound[peer] = max(ackedRound[peer] ?? 0, round)
+        updateLease(now: now)
+    }
+
+    /// The lease runs from when the newest round that a majority (this node included) has
+    /// answered was *sent*.
+    private mutating func updateLease(now: Int64) {
+        let answered = ([round] + peers.map { ackedRound[$0] ?? 0 }).sorted(by: >)
+        let quorumRound = answered[majority - 1]
+        guard quorumRound > 0, let sentAt = roundSentAt[quorumRound] else { return }
+        lastQuorumContact = max(lastQuorumContact, sentAt)
+        let duration =
+            faults.contains(.leaseIgnoresDrift) ? timing.minimumElectionTimeoutMilliseconds : timing.leaseDurationMilliseconds
+        leaseExpiry = max(leaseExpiry ?? 0, sentAt + duration)
+        roundSentAt = roundSentAt.filter { $0.key >= quorumRound }
+    }
+
+    private mutating func advanceCommit() {
+        let candidate: LogIndex
+        if faults.contains(.commitBeforeMajority) {
+            candidate = log.lastIndex
+        } else {
+            let matches = ([durableIndex] + peers.map { matchIndex[$0] ?? 0 }).sorted(by: >)
+            candidate = matches[majority - 1]
+        }
+        // Only an entry of the current term is committed by counting replicas (Raft §5.4.2).
+        guard candidate > commitIndex, log.term(at: candidate) == term else { return }
+        commitIndex = candidate
+        applyCommitted()
+        // Followers learn the new commit index with the next append; send it now.
+        for peer in peers where (matchIndex[peer] ?? 0) >= commitIndex { sendAppend(to: peer, round: round) }
+    }
+
+    private mutating func applyCommitted() {
+        while lastApplied < commitIndex {
+            lastApplied += 1
+            let entry = log.entry(at: lastApplied)
+            let result = entry.command.map { machine.apply($0) }
+            ready.applied.append(Applied(index: entry.index, term: entry.term, command: entry.command, result: result))
+        }
+        if log.entries.count > snapshotThresholdEntries, let term = log.term(at: lastApplied) {
+            let snapshot = Snapshot(index: lastApplied, term: term, machine: machine)
+            log.install(snapshot)
+            ready.snapshot = snapshot
+        }
+    }
+
+    // MARK: plumbing
+
+    private mutating func resetElectionTimer(now: Int64) {
+        let minimum = timing.minimumElectionTimeoutMilliseconds
+        electionDeadline = now + minimum + Int64(random.next() % UInt64(minimum))
+    }
+
+    private mutating func send(to peer: NodeID, term: Term, _ body: Message<Machine>.Body) {
+        ready.messages.append(Message(from: id, to: peer, term: term, body: body))
+    }
+
+    private mutating func takeReady() -> Ready {
+        defer { ready = Ready() }
+        return ready
+    }
+}
+
+/// Deliberate protocol bugs, for proving that the simulator catches them. They can be switched
+/// on only in debug builds (where the tests run); a release build ignores them.
+public struct ProtocolFaults: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) {
+        #if DEBUG
+            self.rawValue = rawValue
+        #else
+            self.rawValue = 0
+        #endif
+    }
+
+    public static let none: ProtocolFaults = []
+    public static let commitBeforeMajority = ProtocolFaults(rawValue: 1 << 0)
+    public static let skipElectionRestriction = ProtocolFaults(rawValue: 1 << 1)
+    public static let leaseIgnoresDrift = ProtocolFaults(rawValue: 1 << 2)
+    public static let deliverWithoutLeaseCheck = ProtocolFaults(rawValue: 1 << 3)
+    public static let forgetVoteOnRestart = ProtocolFaults(rawValue: 1 << 4)
+}
+
+/// A small seeded generator (SplitMix64), so a node's random election timeouts replay exactly.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,95 @@
+/// Node identities are the small integers of the static membership list.
+public typealias NodeID = Int
+public typealias Term = UInt64
+public typealias LogIndex = UInt64
+
+/// What the replicated log drives: a deterministic state machine. Every node applies the same
+/// committed commands in the same order, and a copy of the value is a snapshot.
+public protocol ReplicatedStateMachine: Sendable {
+    associatedtype Command: Sendable, Equatable
+    associatedtype Result: Sendable
+    mutating func apply(_ command: Command) -> Result
+}
+
+/// One log entry. A nil command is the no-op a new leader appends to commit its term.
+public struct Entry<Command: Sendable & Equatable>: Sendable, Equatable {
+    public let term: Term
+    public let index: LogIndex
+    public let command: Command?
+
+    public init(term: Term, index: LogIndex, command: Command?) {
+        self.term = term
+        self.index = index
+        self.command = command
+    }
+}
+
+/// The state machine at a log index: what a lagging or empty follower installs.
+public struct Snapshot<Machine: ReplicatedStateMachine>: Sendable {
+    public let index: LogIndex
+    public let term: Term
+    public let machine: Machine
+}
+
+/// What must be on disk before any promise that depends on it leaves the node.
+public struct HardState: Sendable, Equatable {
+    public var term: Term
+    public var votedFor: NodeID?
+
+    public init(term: Term, votedFor: NodeID?) {
+        self.term = term
+        self.votedFor = votedFor
+    }
+}
+
+/// A node's durable state, as the shell hands it back at restart.
+public struct DurableState<Machine: ReplicatedStateMachine>: Sendable {
+    public var hardState: HardState
+    public var snapshot: Snapshot<Machine>?
+    /// Entries after the snapshot, in index order.
+    public var entries: [Entry<Machine.Command>]
+
+    public init(hardState: HardState, snapshot: Snapshot<Machine>?, entries: [Entry<Machine.Command>]) {
+        self.hardState = hardState
+        self.snapshot = snapshot
+        self.entries = entries
+    }
+}
+
+public enum Role: String, Sendable, Equatable {
+    case follower
+    /// Asking, without changing any term, whether an election could be won (thesis §9.6).
+    case preCandidate
+    case candidate
+    case leader
+}
+
+/// Peer messages. `term` is the sender's current term, except in a pre-vote request, where it
+/// is the term the sender would campaign in.
+public struct Message<Machine: ReplicatedStateMachine>: Sendable {
+    public enum Body: Sendable {
+        case preVoteRequest(lastLogIndex: LogIndex, lastLogTerm: Term)
+        case preVoteResponse(granted: Bool)
+        case voteRequest(lastLogIndex: LogIndex, lastLogTerm: Term)
+        case voteResponse(granted: Bool)
+        /// Replication and heartbeat in one. `round` numbers the leader's heartbeat rounds for
+        /// the lease.
+        case append(prevLogIndex: LogIndex, prevLogTerm: Term, entries: [Entry<Machine.Command>], leaderCommit: LogIndex, round: UInt64)
+        /// On failure `matchIndex` is a hint: the follower's last index that may match.
+        case appendResponse(success: Bool, matchIndex: LogIndex, round: UInt64)
+        case installSnapshot(Snapshot<Machine>, round: UInt64)
+        case snapshotResponse(matchIndex: LogIndex, round: UInt64)
+    }
+
+    public let from: NodeID
+    public let to: NodeID
+    public let term: Term
+    public let body: Body
+
+    public init(from: NodeID, to: NodeID, term: Term, body: Body) {
+        self.from = from
+        self.to = to
+        self.term = term
+        self.body = body
+    }
+}

@@ -1,0 +1,641 @@
+import ClusterCore
+import HeapModule
+import RelayCore
+
+/// Runs copies of the pure cluster core against a simulated world: one thread, one seed, one
+/// simulated clock from which each node's drifting monotonic clock is derived. After every step
+/// it checks the invariants of `design/cluster.md`; the first violation ends the run.
+public struct Simulation {
+    public typealias Node = RaftNode<RelayStateMachine>
+
+    public struct Options: Sendable {
+        public var timing = ClusterTiming()
+        public var faults: ProtocolFaults = .none
+        public var faultPhaseMilliseconds: Int64 = 6_000
+        public var healedPhaseMilliseconds: Int64 = 12_000
+        public var tickMilliseconds: Int64 = 10
+        public var trace = false
+        /// Called with each trace line as it happens (the command prints them), so a run that
+        /// stops at a failed precondition still shows how it got there.
+        public var onTrace: (@Sendable (String) -> Void)?
+        public init() {}
+    }
+
+    public struct Outcome: Sendable {
+        public let seed: UInt64
+        public let mix: FaultMix
+        public let violation: String?
+        public let steps: Int
+        public let acknowledged: Int
+        public let delivered: Int
+        public let leaderChanges: Int
+        public let trace: [String]
+    }
+
+    // MARK: world state
+
+    struct SimNode {
+        var raft: Node?
+        var durable: DurableState<RelayStateMachine>?
+        var incarnation = 0
+        var clockOffset: Int64
+        var clockRate: Double
+        var pausedUntil: Int64?
+        var diskFreeAt: Int64 = 0
+        var scheduler = DeliveryScheduler(maxInFlight: 8)
+        var ledTerm: Term?
+        var clientTokens: [LogIndex: Int] = [:]
+        /// Outcomes proposed but not yet applied: the key is released only once its outcome is.
+        var pendingOutcomes: [LogIndex: (key: OrderingKey, retryAt: Int64?)] = [:]
+        /// Lost its disk and has not caught up yet; survives further crashes, as a marker file
+        /// in the node's new store would.
+        var recovering = false
+    }
+
+    enum Event {
+        case tick(NodeID)
+        case message(Message<RelayStateMachine>)
+        case diskDone(NodeID, incarnation: Int, ready: Node.Ready)
+        case crash(NodeID)
+        case restart(NodeID, lostDisk: Bool)
+        case resume(NodeID)
+        case healPartition(Int)
+        case client(request: Int)
+        case upstreamArrival(Delivery)
+        case deliveryOutcome(Delivery, verdict: UpstreamVerdict)
+        case heal
+    }
+
+    struct Scheduled: Comparable {
+        let time: Int64
+        let sequence: Int
+        let event: Event
+        static func < (lhs: Scheduled, rhs: Scheduled) -> Bool { (lhs.time, lhs.sequence) < (rhs.time, rhs.sequence) }
+        static func == (lhs: Scheduled, rhs: Scheduled) -> Bool { (lhs.time, lhs.sequence) == (rhs.time, rhs.sequence) }
+    }
+
+    struct Delivery {
+        let node: NodeID
+        let incarnation: Int
+        let term: Term
+        let event: QueuedEvent
+        let sentAtReal: Int64
+        let deadlineReal: Int64
+    }
+
+    struct ClientRequest {
+        let body: [UInt8]
+        var attempts = 0
+        var acknowledged = false
+    }
+
+    struct Landed {
+        let time: Int64
+        let term: Term
+        let eventNumber: UInt64
+        let key: OrderingKey
+    }
+
+    let seed: UInt64
+    let options: Options
+    public let mix: FaultMix
+    /// The options' timing, with this seed's drift bound.
+    var timing: ClusterTiming
+    var random: SplitMix64
+    var now: Int64 = 0
+    var sequence = 0
+    var queue = Heap<Scheduled>()
+    var nodes: [SimNode] = []
+    var blocked: Set<[NodeID]> = []
+    var partitions: [Int: Set<[NodeID]>] = [:]
+    var healed = false
+    var upstreamMix: FaultMix.UpstreamMix
+    var requests: [ClientRequest] = []
+    /// Every client request answered as accepted, with the event number it was given.
+    var acknowledgedEvents: Set<UInt64> = []
+    var landed: [Landed] = []
+    var deliveredEvents: [UInt64: Int] = [:]
+    var timedOutAttempts: [UInt64: Int] = [:]
+    var leaders: [Term: NodeID] = [:]
+    var leaderChanges = 0
+    /// Every committed entry, with the term of the node that first applied it: at least the
+    /// term in which it was committed.
+    var committed: [LogIndex: (term: Term, command: RelayCommand?, committedBy: Term)] = [:]
+    var maxDeliveredPerKey: [OrderingKey: UInt64] = [:]
+    var newestDeliveredTerm: Term = 0
+    var violation: String?
+    var steps = 0
+    var trace: [String] = []
+    let members: [NodeID]
+
+    public init(seed: UInt64, options: Options = Options()) {
+        self.seed = seed
+        self.options = options
+        var random = SplitMix64(seed: seed)
+        mix = FaultMix.draw(&random)
+        timing = options.timing
+        timing.maxClockDrift = mix.clockDrift
+        upstreamMix = mix.upstream
+        self.random = random
+        members = Array(1...mix.nodeCount)
+        for id in members {
+            let position = mix.clocksAtTheBound ? Double(self.random.next() % 2) : Double(self.random.next() % 1_001) / 1_000
+            let rate = 1 + (position - 0.5) * mix.clockDrift
+            nodes.append(SimNode(clockOffset: Int64(self.random.next() % 100_000), clockRate: rate))
+            start(id, lostDisk: false)
+            schedule(at: Int64(self.random.next() % UInt64(options.tickMilliseconds)), .tick(id))
+        }
+        scheduleFaults()
+        for request in 0..<Int(options.faultPhaseMilliseconds / 40) {
+            requests.append(ClientRequest(body: Self.clientEvent(&self.random)))
+            schedule(at: Int64(self.random.next() % UInt64(options.faultPhaseMilliseconds)), .client(request: request))
+        }
+        schedule(at: options.faultPhaseMilliseconds, .heal)
+    }
+
+    /// Runs the seed to the end, or to the first violation.
+    public mutating func run() -> Outcome {
+        let end = options.faultPhaseMilliseconds + options.healedPhaseMilliseconds
+        while violation == nil, let next = queue.popMin(), next.time <= end {
+            now = next.time
+            steps += 1
+            handle(next.event)
+            checkInvariants()
+        }
+        if violation == nil { checkLiveness() }
+        return Outcome(
+            seed: seed, mix: mix, violation: violation, steps: steps, acknowledged: acknowledgedEvents.count,
+            delivered: deliveredEvents.count, leaderChanges: leaderChanges, trace: trace)
+    }
+
+    // MARK: scheduling
+
+    mutating func schedule(at time: Int64, _ event: Event) {
+        sequence += 1
+        queue.insert(Scheduled(time: max(time, now), sequence: sequence, event: event))
+    }
+
+    func localTime(_ id: NodeID) -> Int64 {
+        let node = nodes[id - 1]
+        return node.clockOffset + Int64(Double(now) * node.clockRate)
+    }
+
+    mutating func note(_ text: @autoclosure () -> String) {
+        guard options.trace else { return }
+        let line = "\(now)ms \(text())"
+        trace.append(line)
+        options.onTrace?(line)
+    }
+
+    mutating func scheduleFaults() {
+        let seconds = Double(options.faultPhaseMilliseconds) / 1_000
+        func count(_ rate: Double) -> Int { Int((rate * seconds).rounded(.down)) + (random.next() % 1_000 < UInt64(rate * 1_000) ? 1 : 0) }
+        for _ in 0..<count(mix.crashesPerSecond) {
+            let node = pickTarget()
+            let at = Int64(random.next() % UInt64(options.faultPhaseMilliseconds))
+            schedule(at: at, .crash(node))
+            let lostDisk = Double(random.next() % 1_000) / 1_000 < mix.diskLossShare
+            schedule(at: at + 200 + Int64(random.next() % 2_000), .restart(node, lostDisk: lostDisk))
+        }
+        for _ in 0..<count(mix.pausesPerSecond) {
+            let node = pickTarget()
+            let at = Int64(random.next() % UInt64(options.faultPhaseMilliseconds))
+            // Longer than the lease: the node's belief must expire by its own clock.
+            pauseAt(node, at: at, for: timing.minimumElectionTimeoutMilliseconds * 2 + Int64(random.next() % 1_000))
+        }
+        for index in 0..<count(mix.partitionsPerSecond) {
+            let at = Int64(random.next() % UInt64(options.faultPhaseMilliseconds))
+            var links: Set<[NodeID]> = []
+            let isolated = members[Int(random.next() % UInt64(members.count))]  // leaders move; any node may be cut off
+            let oneWay = random.next() % 3 == 0
+            for other in members where other != isolated {
+                links.insert([isolated, other])
+                if !oneWay { links.insert([other, isolated]) }
+            }
+            partitions[index] = links
+            schedule(at: at, .healPartition(-index - 1))  // negative: start
+            schedule(at: at + 300 + Int64(random.next() % 3_000), .healPartition(index))
+        }
+    }
+
+    /// Half the faults hit whichever node leads when they strike (0 stands for it).
+    mutating func pickTarget() -> NodeID {
+        random.next() % 2 == 0 ? 0 : members[Int(random.next() % UInt64(members.count))]
+    }
+
+    func currentLeader() -> NodeID? {
+        members.filter { nodes[$0 - 1].raft?.role == .leader }.max { nodes[$0 - 1].raft!.term < nodes[$1 - 1].raft!.term }
+    }
+
+    mutating func pauseAt(_ node: NodeID, at: Int64, for duration: Int64) {
+        sequence += 1
+        queue.insert(Scheduled(time: at, sequence: sequence, event: .resume(-node)))  // negative: pause begins
+        pauseDurations[node, default: []].append(duration)
+    }
+    var pauseDurations: [NodeID: [Int64]] = [:]
+
+    // MARK: events
+
+    mutating func handle(_ event: Event) {
+        switch event {
+        case .tick(let id):
+            schedule(at: now + options.tickMilliseconds, .tick(id))
+            guard isRunning(id) else { return }
+            let ready = nodes[id - 1].raft!.tick(now: localTime(id))
+            process(id, ready)
+            startDeliveries(id)
+        case .message(let message):
+            let id = message.to
+            if let until = nodes[id - 1].pausedUntil {
+                schedule(at: until, .message(message))
+                return
+            }
+            guard nodes[id - 1].raft != nil else { return }
+            let ready = nodes[id - 1].raft!.receive(message, now: localTime(id))
+            process(id, ready)
+            startDeliveries(id)
+        case .diskDone(let id, let incarnation, let ready):
+            guard nodes[id - 1].incarnation == incarnation, nodes[id - 1].raft != nil else { return }
+            if let until = nodes[id - 1].pausedUntil {
+                schedule(at: until, .diskDone(id, incarnation: incarnation, ready: ready))
+                return
+            }
+            persist(id, ready)
+            afterPersist(id, ready)
+            if let vote = ready.hardState?.votedFor, vote != id, !healed, Double(random.next() % 1_000) / 1_000 < mix.crashAfterVoteShare {
+                // The vote is on disk and on its way: crash and come straight back, before the
+                // election is over.
+                schedule(at: now, .crash(id))
+                schedule(at: now + 1 + Int64(random.next() % 5), .restart(id, lostDisk: false))
+            }
+        case .crash(let target):
+            guard let id = target == 0 ? currentLeader() : target, nodes[id - 1].raft != nil else { return }
+            note("node \(id) crashes")
+            nodes[id - 1].raft = nil
+            nodes[id - 1].pausedUntil = nil
+            nodes[id - 1].incarnation += 1
+            resetLeaderState(id)
+        case .restart(let target, let lostDisk):
+            guard let id = target == 0 ? members.first(where: { nodes[$0 - 1].raft == nil }) : target, nodes[id - 1].raft == nil
+            else { return }
+            // The fault model keeps a majority's disks: a disk is lost only if every other node
+            // that lost one has caught up since.
+            let recovering = members.filter { $0 != id && nodes[$0 - 1].recovering }.count
+            let losesDisk = lostDisk && recovering + 1 <= members.count - (members.count / 2 + 1)
+            note("node \(id) restarts\(losesDisk ? " on an empty disk" : "")")
+            if losesDisk {
+                nodes[id - 1].durable = nil
+                nodes[id - 1].recovering = true
+            }
+            start(id, lostDisk: nodes[id - 1].recovering)
+        case .resume(let signed):
+            if signed <= 0 {
+                let target = -signed
+                let duration = pauseDurations[target]?.isEmpty == false ? pauseDurations[target]!.removeFirst() : 0
+                guard !healed, let id = target == 0 ? currentLeader() : target, nodes[id - 1].raft != nil, nodes[id - 1].pausedUntil == nil
+                else { return }
+                nodes[id - 1].pausedUntil = now + duration
+                note("node \(id) paused for \(duration)ms")
+                schedule(at: now + duration, .resume(id))
+            } else if nodes[signed - 1].pausedUntil != nil {
+                nodes[signed - 1].pausedUntil = nil
+                note("node \(signed) resumes")
+            }
+        case .healPartition(let signed):
+            if signed < 0 {
+                guard !healed, let links = partitions[-signed - 1] else { return }
+                blocked.formUnion(links)
+                note("partition \(links.sorted { $0.lexicographicallyPrecedes($1) })")
+            } else if let links = partitions[signed] {
+                blocked.subtract(links)
+            }
+        case .client(let index):
+            sendClientRequest(index)
+        case .upstreamArrival(let delivery):
+            upstreamReceives(delivery)
+        case .deliveryOutcome(let delivery, let verdict):
+            deliveryFinished(delivery, verdict: verdict)
+        case .heal:
+            heal()
+        }
+    }
+
+    func isRunning(_ id: NodeID) -> Bool { nodes[id - 1].raft != nil && nodes[id - 1].pausedUntil == nil }
+
+    mutating func start(_ id: NodeID, lostDisk: Bool) {
+        nodes[id - 1].incarnation += 1
+        nodes[id - 1].raft = Node(
+            id: id, members: members, timing: timing, initialMachine: RelayStateMachine(limits: Self.limits),
+            durable: nodes[id - 1].durable, lostDisk: lostDisk, seed: random.next(), now: localTime(id), snapshotThresholdEntries: 200,
+            faults: options.faults)
+        resetLeaderState(id)
+    }
+
+    mutating func resetLeaderState(_ id: NodeID) {
+        nodes[id - 1].ledTerm = nil
+        nodes[id - 1].clientTokens = [:]
+        nodes[id - 1].pendingOutcomes = [:]
+        nodes[id - 1].scheduler = DeliveryScheduler(maxInFlight: 8)
+    }
+
+    static let limits = RelayStateMachine.Limits(maxQueuedEvents: 10_000, maxDedupKeys: 20_000, duplicateWindowMilliseconds: 1_000)
+    static let retryPolicy = RetryPolicy(initialBackoffMilliseconds: 20, maxBackoffMilliseconds: 500, maxAttempts: 30)
+
+    // MARK: the shell, as the real node will run it
+
+    /// Carries out a Ready: durable writes first (a crash before they finish loses them), then
+    /// messages, then client answers.
+    mutating func process(_ id: NodeID, _ ready: Node.Ready) {
+        noteLeadership(id)
+        if nodes[id - 1].recovering, nodes[id - 1].raft?.mayVote == true { nodes[id - 1].recovering = false }
+        if ready.needsPersistence {
+            let done = max(now, nodes[id - 1].diskFreeAt) + Int64(random.next() % 3)
+            nodes[id - 1].diskFreeAt = done
+            schedule(at: done, .diskDone(id, incarnation: nodes[id - 1].incarnation, ready: ready))
+        } else {
+            afterPersist(id, ready)
+        }
+    }
+
+    mutating func persist(_ id: NodeID, _ ready: Node.Ready) {
+        var durable = nodes[id - 1].durable ?? DurableState(hardState: HardState(term: 0, votedFor: nil), snapshot: nil, entries: [])
+        if let hardState = ready.hardState { durable.hardState = hardState }
+        if let after = ready.truncateAfter { durable.entries.removeAll { $0.index > after } }
+        for entry in ready.entries {
+            durable.entries.removeAll { $0.index >= entry.index }
+            let last = durable.entries.last?.index ?? durable.snapshot?.index ?? 0
+            precondition(entry.index == last + 1, "node \(id) persisted entry \(entry.index) after \(last)")
+            durable.entries.append(entry)
+        }
+        if let snapshot = ready.snapshot {
+            let matches = durable.entries.contains { $0.index == snapshot.index && $0.term == snapshot.term }
+            durable.entries = matches ? durable.entries.filter { $0.index > snapshot.index } : []
+            durable.snapshot = snapshot
+        }
+        nodes[id - 1].durable = durable
+    }
+
+    mutating func afterPersist(_ id: NodeID, _ ready: Node.Ready) {
+        for message in ready.messages { send(message) }
+        for applied in ready.applied { record(applied, on: id) }
+        guard nodes[id - 1].raft != nil else { return }
+        let durableLast = nodes[id - 1].durable.map { $0.entries.last?.index ?? $0.snapshot?.index ?? 0 } ?? 0
+        if !ready.entries.isEmpty || ready.snapshot != nil {
+            let next = nodes[id - 1].raft!.persisted(through: durableLast, now: localTime(id))
+            if next.needsPersistence || !next.messages.isEmpty || !next.applied.isEmpty { process(id, next) }
+        }
+    }
+
+    mutating func send(_ message: Message<RelayStateMachine>) {
+        guard !blocked.contains([message.from, message.to]) else { return }
+        if Double(random.next() % 1_000) / 1_000 < mix.dropProbability, !healed { return }
+        let copies = !healed && Double(random.next() % 1_000) / 1_000 < mix.duplicateProbability ? 2 : 1
+        for _ in 0..<copies {
+            schedule(at: now + 1 + Int64(random.next() % UInt64(mix.maxNetworkDelayMilliseconds)), .message(message))
+        }
+    }
+
+    mutating func noteLeadership(_ id: NodeID) {
+        guard let raft = nodes[id - 1].raft else { return }
+        if raft.role == .leader, nodes[id - 1].ledTerm != raft.term {
+            if let other = leaders[raft.term], other != id {
+                violation = "election safety: nodes \(other) and \(id) both lead term \(raft.term)"
+                return
+            }
+            leaders[raft.term] = id
+            leaderChanges += 1
+            note("node \(id) leads term \(raft.term)")
+            resetLeaderState(id)
+            nodes[id - 1].ledTerm = raft.term
+            // Raft's leader completeness: entries committed in earlier terms are in the log.
+            for (index, entry) in committed where index > raft.snapshotIndex && entry.committedBy < raft.term {
+                guard raft.term(at: index) == entry.term else {
+                    violation = "leader completeness: node \(id), leader of term \(raft.term), lacks committed entry \(index)"
+                    return
+                }
+            }
+            for key in raft.machine.keysWithPendingEvents { nodes[id - 1].scheduler.keyChanged(key) }
+        } else if raft.role != .leader, nodes[id - 1].ledTerm != nil {
+            resetLeaderState(id)
+        }
+    }
+
+    /// A node applied a committed entry: check state machine safety, answer its client, and on
+    /// the leader let the scheduler see keys whose first event changed.
+    mutating func record(_ applied: Node.Applied, on id: NodeID) {
+        if let known = committed[applied.index] {
+            guard known.term == applied.term, known.command == applied.command else {
+                violation = "state machine safety: node \(id) applied a different entry at index \(applied.index)"
+                return
+            }
+        } else {
+            committed[applied.index] = (applied.term, applied.command, nodes[id - 1].raft?.term ?? applied.term)
+        }
+        guard let raft = nodes[id - 1].raft, raft.role == .leader, nodes[id - 1].ledTerm == raft.term else { return }
+        if let request = nodes[id - 1].clientTokens.removeValue(forKey: applied.index), let result = applied.result?.result {
+            switch result {
+            case .accepted(_, let number), .duplicate(_, let number), .coalesced(_, let number):
+                requests[request].acknowledged = true
+                acknowledgedEvents.insert(number)
+            default: break
+            }
+        }
+        for key in applied.result?.effects.changedKeys ?? [] { nodes[id - 1].scheduler.keyChanged(key) }
+        if let pending = nodes[id - 1].pendingOutcomes.removeValue(forKey: applied.index) {
+            nodes[id - 1].scheduler.finished(pending.key, retryAtMilliseconds: pending.retryAt)
+        }
+    }
+
+    // MARK: clients
+
+    static func clientEvent(_ random: inout SplitMix64) -> [UInt8] {
+        let key = "host-\(random.next() % 6)"
+        let action = ["trigger", "trigger", "acknowledge", "resolve", "resolve"][Int(random.next() % 5)]
+        let routingKey = "simroutingkey" + String(repeating: "0", count: 18) + "\(random.next() % 2)"
+        let payload = action == "trigger" ? #","payload":{"summary":"down \#(random.next() % 3)","source":"sim","severity":"error"}"# : ""
+        return Array(#"{"routing_key":"\#(routingKey)","event_action":"\#(action)","dedup_key":"\#(key)"\#(payload)}"#.utf8)
+    }
+
+    mutating func sendClientRequest(_ index: Int) {
+        guard !requests[index].acknowledged, requests[index].attempts < 40 else { return }
+        requests[index].attempts += 1
+        let id = members[Int(random.next() % UInt64(members.count))]
+        if isRunning(id), nodes[id - 1].raft!.role == .leader {
+            let event = try! EventValidator.validate(body: requests[index].body, api: .v2Alert).get()
+            let acceptance = Acceptance(event, assignedKey: "k\(random.next())", receivedAtMilliseconds: now)
+            if let (indexes, ready) = nodes[id - 1].raft!.propose([.accept(acceptance)], now: localTime(id)) {
+                nodes[id - 1].clientTokens[indexes[0]] = index
+                process(id, ready)
+            }
+        }
+        // Not a leader, or no answer yet: the client tries again, with the same bytes.
+        schedule(at: now + 300, .client(request: index))
+    }
+
+    // MARK: deliveries and the upstream
+
+    mutating func startDeliveries(_ id: NodeID) {
+        guard isRunning(id), let raft = nodes[id - 1].raft, nodes[id - 1].ledTerm == raft.term,
+            raft.mayStartDelivery(now: localTime(id))
+        else { return }
+        let started = nodes[id - 1].scheduler.start(nowMilliseconds: localTime(id)) { raft.machine.head(of: $0) }
+        for event in started {
+            // The request is cancelled hard at the upstream timeout, measured on the node's clock.
+            let timeoutReal = Int64(Double(timing.upstreamTimeoutMilliseconds) / nodes[id - 1].clockRate)
+            let delivery = Delivery(
+                node: id, incarnation: nodes[id - 1].incarnation, term: raft.term, event: event, sentAtReal: now,
+                deadlineReal: now + timeoutReal)
+            schedule(at: now + 1 + Int64(random.next() % 5), .upstreamArrival(delivery))
+        }
+    }
+
+    mutating func upstreamReceives(_ delivery: Delivery) {
+        let roll = Double(random.next() % 10_000) / 10_000
+        let mix = upstreamMix
+        var threshold = mix.hangShare
+        if roll < threshold {
+            schedule(at: delivery.deadlineReal, .deliveryOutcome(delivery, verdict: .retry(retryAfterMilliseconds: nil)))
+            return
+        }
+        threshold += mix.rejectShare
+        if roll < threshold { return reply(delivery, .rejected) }
+        threshold += mix.throttleShare
+        if roll < threshold { return reply(delivery, .retry(retryAfterMilliseconds: 100)) }
+        threshold += mix.serverErrorShare
+        if roll < threshold { return reply(delivery, .retry(retryAfterMilliseconds: nil)) }
+        // Ingested: check order and fencing at the moment it lands.
+        land(delivery)
+        threshold += mix.slowShare
+        if roll < threshold {
+            timedOutAttempts[delivery.event.number, default: 0] += 1
+            schedule(at: delivery.deadlineReal, .deliveryOutcome(delivery, verdict: .retry(retryAfterMilliseconds: nil)))
+        } else {
+            reply(delivery, .delivered)
+        }
+    }
+
+    mutating func reply(_ delivery: Delivery, _ verdict: UpstreamVerdict) {
+        schedule(at: min(now + 1 + Int64(random.next() % 5), delivery.deadlineReal), .deliveryOutcome(delivery, verdict: verdict))
+    }
+
+    mutating func land(_ delivery: Delivery) {
+        let event = delivery.event
+        if delivery.term < newestDeliveredTerm {
+            violation =
+                "fencing: event \(event.number) from term \(delivery.term) landed after term \(newestDeliveredTerm) had delivered"
+            return
+        }
+        newestDeliveredTerm = max(newestDeliveredTerm, delivery.term)
+        if let newest = maxDeliveredPerKey[event.key], newest > event.number {
+            violation = "order: event \(event.number) of \(event.key.dedupKey) delivered after event \(newest) of the same key"
+            return
+        }
+        maxDeliveredPerKey[event.key] = event.number
+        deliveredEvents[event.number, default: 0] += 1
+        landed.append(Landed(time: now, term: delivery.term, eventNumber: event.number, key: event.key))
+        note(
+            "upstream takes event \(event.number) (\(event.action.rawValue) \(event.key.dedupKey)) from node \(delivery.node) term \(delivery.term)"
+        )
+    }
+
+    mutating func deliveryFinished(_ delivery: Delivery, verdict: UpstreamVerdict) {
+        let id = delivery.node
+        guard nodes[id - 1].incarnation == delivery.incarnation, isRunning(id), let raft = nodes[id - 1].raft,
+            raft.role == .leader, raft.term == delivery.term, nodes[id - 1].ledTerm == raft.term
+        else { return }
+        let event = delivery.event
+        let outcome = verdict.outcome(attemptsBefore: event.attempts, policy: Self.retryPolicy)
+        let attempt = AttemptRecord(
+            outcome: outcome, atMilliseconds: now, durationMilliseconds: now - delivery.sentAtReal, statusCode: nil, detail: "")
+        var retryAt: Int64?
+        if outcome == .retry, case .retry(let retryAfter) = verdict {
+            retryAt =
+                localTime(id)
+                + Self.retryPolicy.backoffMilliseconds(
+                    afterAttempts: event.attempts + 1, jitter: Double(random.next() % 1_000) / 1_000, retryAfterMilliseconds: retryAfter)
+        }
+        guard let (indexes, ready) = nodes[id - 1].raft!.propose([.recordAttempt(eventNumber: event.number, attempt)], now: localTime(id))
+        else { return }
+        nodes[id - 1].pendingOutcomes[indexes[0]] = (event.key, retryAt)
+        process(id, ready)
+    }
+
+    // MARK: healing and checks
+
+    mutating func heal() {
+        healed = true
+        blocked = []
+        upstreamMix = .healthy
+        note("healing: partitions end, crashed nodes restart, the upstream recovers")
+        // A pause in progress runs to its end: the node's deferred disk writes and messages are
+        // due then, in order.
+        for id in members where nodes[id - 1].raft == nil { start(id, lostDisk: false) }
+    }
+
+    mutating func checkInvariants() {
+        guard violation == nil else { return }
+        var leaseHolders: [NodeID] = []
+        for id in members where nodes[id - 1].raft?.leaseRemainingMilliseconds(now: localTime(id)) ?? 0 > 0 {
+            leaseHolders.append(id)
+        }
+        if leaseHolders.count > 1 {
+            violation = "lease safety: nodes \(leaseHolders) all hold a valid lease"
+        }
+        if steps % 64 == 0 { checkLogMatching() }
+    }
+
+    mutating func checkLogMatching() {
+        let logs = members.compactMap { id in nodes[id - 1].raft.map { (id, $0) } }
+        for (offset, (a, left)) in logs.enumerated() {
+            for (b, right) in logs[(offset + 1)...] {
+                let top = min(left.lastLogIndex, right.lastLogIndex)
+                let bottom = max(left.snapshotIndex, right.snapshotIndex)
+                guard top > bottom else { continue }
+                var matched = false
+                for index in stride(from: top, to: bottom, by: -1) {
+                    let same = left.term(at: index) == right.term(at: index)
+                    if matched && !same {
+                        violation = "log matching: nodes \(a) and \(b) agree after index \(index) but differ at it"
+                        return
+                    }
+                    matched = matched || same
+                }
+            }
+        }
+    }
+
+    /// After the healed phase: a leader, every acknowledged event delivered or dead-lettered, the
+    /// same state on every node, and duplicates within bound.
+    mutating func checkLiveness() {
+        guard let leaderID = members.first(where: { nodes[$0 - 1].raft?.role == .leader }), let leader = nodes[leaderID - 1].raft else {
+            violation = "liveness: no leader \(options.healedPhaseMilliseconds)ms after the faults healed"
+            return
+        }
+        let dead = Set(leader.machine.events(matching: EventFilter(states: [.dead]), limit: .max).map(\.number))
+        let pending = leader.machine.events(matching: EventFilter(states: [.pending]), limit: .max)
+        for number in acknowledgedEvents where deliveredEvents[number] == nil && !dead.contains(number) {
+            let stillPending = pending.contains { $0.number == number }
+            violation =
+                "no acknowledged event lost: event \(number) was acknowledged but never delivered\(stillPending ? " (still pending)" : "")"
+            return
+        }
+        for id in members {
+            guard let node = nodes[id - 1].raft else { continue }
+            if node.lastApplied != leader.commitIndex {
+                violation = "convergence: node \(id) applied \(node.lastApplied), the leader committed \(leader.commitIndex)"
+                return
+            }
+            if node.machine.events(matching: EventFilter(), limit: .max) != leader.machine.events(matching: EventFilter(), limit: .max) {
+                violation = "convergence: node \(id)'s queue differs from the leader's"
+                return
+            }
+        }
+        for (number, count) in deliveredEvents where count > 1 {
+            let bound = 1 + leaderChanges + (timedOutAttempts[number] ?? 0)
+            if count > bound {
+                violation = "bounded duplicates: event \(number) reached the upstream \(count) times (bound \(bound))"
+                return
+            }
+        }
+    }
+}
