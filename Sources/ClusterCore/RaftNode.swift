@@ -82,7 +82,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         self.faults = faults
         self.snapshotThresholdEntries = snapshotThresholdEntries
         var hardState = durable?.hardState ?? HardState(term: 0, votedFor: nil)
-        if faults.contains(.forgetVoteOnRestart) { hardState.votedFor = nil }
+        if faults.injects(.forgetVoteOnRestart) { hardState.votedFor = nil }
         self.hardState = hardState
         log = RaftLog(snapshot: durable?.snapshot, entries: durable?.entries ?? [])
         machine = durable?.snapshot?.machine ?? initialMachine
@@ -124,7 +124,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// an earlier leader already delivered.
     public func mayStartDelivery(now: Int64) -> Bool {
         guard role == .leader, log.term(at: commitIndex) == term else { return false }
-        if faults.contains(.deliverWithoutLeaseCheck) { return true }
+        if faults.injects(.deliverWithoutLeaseCheck) { return true }
         return leaseRemainingMilliseconds(now: now) >= timing.upstreamTimeoutMilliseconds + timing.deliveryMarginMilliseconds
     }
 
@@ -384,7 +384,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     /// The election restriction (Raft §5.4.1), for votes and pre-votes alike.
     private func isUpToDate(lastIndex: LogIndex, lastTerm: Term) -> Bool {
-        if faults.contains(.skipElectionRestriction) { return true }
+        if faults.injects(.skipElectionRestriction) { return true }
         return lastTerm > log.lastTerm || (lastTerm == log.lastTerm && lastIndex >= log.lastIndex)
     }
 
@@ -434,14 +434,14 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         guard quorumRound > 0, let sentAt = roundSentAt[quorumRound] else { return }
         lastQuorumContact = max(lastQuorumContact, sentAt)
         let duration =
-            faults.contains(.leaseIgnoresDrift) ? timing.minimumElectionTimeoutMilliseconds : timing.leaseDurationMilliseconds
+            faults.injects(.leaseIgnoresDrift) ? timing.minimumElectionTimeoutMilliseconds : timing.leaseDurationMilliseconds
         leaseExpiry = max(leaseExpiry ?? 0, sentAt + duration)
         roundSentAt = roundSentAt.filter { $0.key >= quorumRound }
     }
 
     private mutating func advanceCommit() {
         let candidate: LogIndex
-        if faults.contains(.commitBeforeMajority) {
+        if faults.injects(.commitBeforeMajority) {
             candidate = log.lastIndex
         } else {
             let matches = ([durableIndex] + peers.map { matchIndex[$0] ?? 0 }).sorted(by: >)
@@ -490,11 +490,23 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 /// on only in debug builds (where the tests run); a release build ignores them.
 public struct ProtocolFaults: OptionSet, Sendable, Hashable {
     public let rawValue: Int
-    public init(rawValue: Int) {
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// False in release builds, where no fault can be switched on.
+    public static var areAvailable: Bool {
         #if DEBUG
-            self.rawValue = rawValue
+            true
         #else
-            self.rawValue = 0
+            false
+        #endif
+    }
+
+    /// Whether `fault` is switched on. Always false in a release build, whatever was asked.
+    func injects(_ fault: ProtocolFaults) -> Bool {
+        #if DEBUG
+            return !fault.isEmpty && isSuperset(of: fault)
+        #else
+            return false
         #endif
     }
 

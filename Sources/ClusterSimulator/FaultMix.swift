@@ -20,6 +20,8 @@ public struct FaultMix: Sendable, CustomStringConvertible {
     public var clocksAtTheBound: Bool
     /// Chance that a node crashes (and comes straight back) right after it has written a vote.
     public var crashAfterVoteShare: Double
+    /// Few requests leave the heartbeat as the leader's only news to its followers.
+    public var clientRequestsPerSecond: Int
     public var upstream: UpstreamMix
 
     public struct UpstreamMix: Sendable {
@@ -34,23 +36,42 @@ public struct FaultMix: Sendable, CustomStringConvertible {
         public static let healthy = UpstreamMix(rejectShare: 0, throttleShare: 0, serverErrorShare: 0, slowShare: 0, hangShare: 0)
     }
 
+    /// What a seed leans on. Most seeds mix every fault; some stress the lease, where the
+    /// window in which a wrong lease rule shows is only the drift times the election timeout.
+    public enum Focus: String, Sendable {
+        case everything
+        /// The largest drift bound, one clock at its slow end and the rest at the fast end, a fast
+        /// network, few clients, and the leader cut off or paused again and again.
+        case clocks
+    }
+
+    public var focus: Focus
+
     public static func draw(_ random: inout SplitMix64) -> FaultMix {
         func chance(_ maximum: Double) -> Double { Double(random.next() % 1_000) / 1_000 * maximum }
+        if random.next() % 4 == 0 {
+            return FaultMix(
+                nodeCount: 3, dropProbability: 0, duplicateProbability: 0, maxNetworkDelayMilliseconds: 2, crashesPerSecond: 0,
+                pausesPerSecond: 0.3, partitionsPerSecond: 1.5, diskLossShare: 0, clockDrift: 0.19, clocksAtTheBound: true,
+                crashAfterVoteShare: 0, clientRequestsPerSecond: 2, upstream: .healthy, focus: .clocks)
+        }
         return FaultMix(
             nodeCount: random.next() % 4 == 0 ? 5 : 3,
             dropProbability: chance(0.2), duplicateProbability: chance(0.1),
-            maxNetworkDelayMilliseconds: 1 + Int64(random.next() % 40),
+            maxNetworkDelayMilliseconds: 1 + Int64(random.next() % [3, 30, 100][Int(random.next() % 3)]),
             crashesPerSecond: chance(1.0), pausesPerSecond: chance(0.5), partitionsPerSecond: chance(0.8),
-            diskLossShare: chance(0.5), clockDrift: [0.01, 0.05, 0.1, 0.15][Int(random.next() % 4)],
+            diskLossShare: chance(0.5), clockDrift: [0.01, 0.05, 0.1, 0.19][Int(random.next() % 4)],
             clocksAtTheBound: random.next() % 2 == 0, crashAfterVoteShare: chance(0.5),
+            clientRequestsPerSecond: 2 + Int(random.next() % 30),
             upstream: UpstreamMix(
                 rejectShare: chance(0.05), throttleShare: chance(0.1), serverErrorShare: chance(0.15), slowShare: chance(0.05),
-                hangShare: chance(0.05)))
+                hangShare: chance(0.05)),
+            focus: .everything)
     }
 
     public var description: String {
         func percent(_ value: Double) -> String { "\(Int((value * 100).rounded()))%" }
         return
-            "nodes=\(nodeCount) drop=\(percent(dropProbability)) dup=\(percent(duplicateProbability)) delay≤\(maxNetworkDelayMilliseconds)ms drift=\(percent(clockDrift))\(clocksAtTheBound ? " at the bound" : "") crash/s=\(crashesPerSecond) pause/s=\(pausesPerSecond) partition/s=\(partitionsPerSecond) diskloss=\(percent(diskLossShare)) crash-after-vote=\(percent(crashAfterVoteShare)) upstream: 400=\(percent(upstream.rejectShare)) 429=\(percent(upstream.throttleShare)) 5xx=\(percent(upstream.serverErrorShare)) slow=\(percent(upstream.slowShare)) hang=\(percent(upstream.hangShare))"
+            "focus=\(focus.rawValue) nodes=\(nodeCount) drop=\(percent(dropProbability)) dup=\(percent(duplicateProbability)) delay≤\(maxNetworkDelayMilliseconds)ms drift=\(percent(clockDrift))\(clocksAtTheBound ? " at the bound" : "") crash/s=\(crashesPerSecond) pause/s=\(pausesPerSecond) partition/s=\(partitionsPerSecond) diskloss=\(percent(diskLossShare)) crash-after-vote=\(percent(crashAfterVoteShare)) clients/s=\(clientRequestsPerSecond) upstream: 400=\(percent(upstream.rejectShare)) 429=\(percent(upstream.throttleShare)) 5xx=\(percent(upstream.serverErrorShare)) slow=\(percent(upstream.slowShare)) hang=\(percent(upstream.hangShare))"
     }
 }

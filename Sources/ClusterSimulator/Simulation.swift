@@ -108,6 +108,9 @@ public struct Simulation {
     var nodes: [SimNode] = []
     var blocked: Set<[NodeID]> = []
     var partitions: [Int: Set<[NodeID]>] = [:]
+    /// Which node each partition cuts off (0: whoever leads when it starts), and whether only
+    /// its outgoing links fail.
+    var partitionPlans: [Int: (isolated: NodeID, oneWay: Bool)] = [:]
     var healed = false
     var upstreamMix: FaultMix.UpstreamMix
     var requests: [ClientRequest] = []
@@ -139,14 +142,19 @@ public struct Simulation {
         self.random = random
         members = Array(1...mix.nodeCount)
         for id in members {
-            let position = mix.clocksAtTheBound ? Double(self.random.next() % 2) : Double(self.random.next() % 1_001) / 1_000
+            let position: Double
+            switch (mix.focus, mix.clocksAtTheBound) {
+            case (.clocks, _): position = id == 1 ? 0 : 1
+            case (.everything, true): position = Double(self.random.next() % 2)
+            case (.everything, false): position = Double(self.random.next() % 1_001) / 1_000
+            }
             let rate = 1 + (position - 0.5) * mix.clockDrift
             nodes.append(SimNode(clockOffset: Int64(self.random.next() % 100_000), clockRate: rate))
-            start(id, lostDisk: false)
+            start(id)
             schedule(at: Int64(self.random.next() % UInt64(options.tickMilliseconds)), .tick(id))
         }
         scheduleFaults()
-        for request in 0..<Int(options.faultPhaseMilliseconds / 40) {
+        for request in 0..<Int(options.faultPhaseMilliseconds) * mix.clientRequestsPerSecond / 1_000 {
             requests.append(ClientRequest(body: Self.clientEvent(&self.random)))
             schedule(at: Int64(self.random.next() % UInt64(options.faultPhaseMilliseconds)), .client(request: request))
         }
@@ -205,14 +213,7 @@ public struct Simulation {
         }
         for index in 0..<count(mix.partitionsPerSecond) {
             let at = Int64(random.next() % UInt64(options.faultPhaseMilliseconds))
-            var links: Set<[NodeID]> = []
-            let isolated = members[Int(random.next() % UInt64(members.count))]  // leaders move; any node may be cut off
-            let oneWay = random.next() % 3 == 0
-            for other in members where other != isolated {
-                links.insert([isolated, other])
-                if !oneWay { links.insert([other, isolated]) }
-            }
-            partitions[index] = links
+            partitionPlans[index] = (isolated: pickTarget(), oneWay: random.next() % 3 == 0)
             schedule(at: at, .healPartition(-index - 1))  // negative: start
             schedule(at: at + 300 + Int64(random.next() % 3_000), .healPartition(index))
         }
@@ -220,7 +221,7 @@ public struct Simulation {
 
     /// Half the faults hit whichever node leads when they strike (0 stands for it).
     mutating func pickTarget() -> NodeID {
-        random.next() % 2 == 0 ? 0 : members[Int(random.next() % UInt64(members.count))]
+        mix.focus == .clocks || random.next() % 2 == 0 ? 0 : members[Int(random.next() % UInt64(members.count))]
     }
 
     func currentLeader() -> NodeID? {
@@ -287,7 +288,7 @@ public struct Simulation {
                 nodes[id - 1].durable = nil
                 nodes[id - 1].recovering = true
             }
-            start(id, lostDisk: nodes[id - 1].recovering)
+            start(id)
         case .resume(let signed):
             if signed <= 0 {
                 let target = -signed
@@ -303,7 +304,15 @@ public struct Simulation {
             }
         case .healPartition(let signed):
             if signed < 0 {
-                guard !healed, let links = partitions[-signed - 1] else { return }
+                guard !healed, let plan = partitionPlans[-signed - 1],
+                    let isolated = plan.isolated == 0 ? currentLeader() : plan.isolated
+                else { return }
+                var links: Set<[NodeID]> = []
+                for other in members where other != isolated {
+                    links.insert([isolated, other])
+                    if !plan.oneWay { links.insert([other, isolated]) }
+                }
+                partitions[-signed - 1] = links
                 blocked.formUnion(links)
                 note("partition \(links.sorted { $0.lexicographicallyPrecedes($1) })")
             } else if let links = partitions[signed] {
@@ -322,11 +331,14 @@ public struct Simulation {
 
     func isRunning(_ id: NodeID) -> Bool { nodes[id - 1].raft != nil && nodes[id - 1].pausedUntil == nil }
 
-    mutating func start(_ id: NodeID, lostDisk: Bool) {
+    /// Starts a node from its disk. A node that lost its disk and has not caught up yet starts
+    /// in the no-vote state every time, as its store's "recovering" marker would make it.
+    mutating func start(_ id: NodeID) {
         nodes[id - 1].incarnation += 1
         nodes[id - 1].raft = Node(
             id: id, members: members, timing: timing, initialMachine: RelayStateMachine(limits: Self.limits),
-            durable: nodes[id - 1].durable, lostDisk: lostDisk, seed: random.next(), now: localTime(id), snapshotThresholdEntries: 200,
+            durable: nodes[id - 1].durable, lostDisk: nodes[id - 1].recovering, seed: random.next(), now: localTime(id),
+            snapshotThresholdEntries: 200,
             faults: options.faults)
         resetLeaderState(id)
     }
@@ -376,7 +388,15 @@ public struct Simulation {
     }
 
     mutating func afterPersist(_ id: NodeID, _ ready: Node.Ready) {
-        for message in ready.messages { send(message) }
+        for message in ready.messages {
+            if case .voteResponse(granted: true) = message.body {
+                let raft = nodes[id - 1].raft
+                note(
+                    "node \(id) votes for \(message.to) in term \(message.term) (its log ends at \(raft?.lastLogIndex ?? 0) in term \(raft?.lastLogTerm ?? 0), commit \(raft?.commitIndex ?? 0), mayVote \(raft?.mayVote ?? false))"
+                )
+            }
+            send(message)
+        }
         for applied in ready.applied { record(applied, on: id) }
         guard nodes[id - 1].raft != nil else { return }
         let durableLast = nodes[id - 1].durable.map { $0.entries.last?.index ?? $0.snapshot?.index ?? 0 } ?? 0
@@ -569,7 +589,7 @@ public struct Simulation {
         note("healing: partitions end, crashed nodes restart, the upstream recovers")
         // A pause in progress runs to its end: the node's deferred disk writes and messages are
         // due then, in order.
-        for id in members where nodes[id - 1].raft == nil { start(id, lostDisk: false) }
+        for id in members where nodes[id - 1].raft == nil { start(id) }
     }
 
     mutating func checkInvariants() {

@@ -20,7 +20,7 @@ struct SimulatorCommand: ParsableCommand {
     @Option(help: "Run only this seed, and print its trace.") var seed: UInt64?
     @Option(help: "Switch on a deliberate protocol bug (debug builds only): \(FaultName.allCases.map(\.rawValue).joined(separator: ", ")).")
     var fault: FaultName?
-    @Flag(help: "Print the trace of every failing seed.") var trace = false
+    @Flag(help: "Stop the sweep at the first failing seed.") var stopAtFirstFailure = false
 
     func run() throws {
         var options = Simulation.Options()
@@ -38,10 +38,15 @@ struct SimulatorCommand: ParsableCommand {
         let started = ContinuousClock.now
         var failures: [Simulation.Outcome] = []
         var steps = 0
-        for seed in firstSeed..<(firstSeed + UInt64(seeds)) {
+        var ran = 0
+        if fault != nil && !ProtocolFaults.areAvailable {
+            throw ValidationError("deliberate faults exist only in debug builds: run without -c release")
+        }
+        for seed in firstSeed..<(firstSeed + UInt64(seeds)) where !(stopAtFirstFailure && !failures.isEmpty) {
             var simulation = Simulation(seed: seed, options: options)
             let outcome = simulation.run()
             steps += outcome.steps
+            ran += 1
             if outcome.violation != nil {
                 failures.append(outcome)
                 print(Self.summary(outcome))
@@ -52,7 +57,7 @@ struct SimulatorCommand: ParsableCommand {
             Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds)
             / 1e18
         print(
-            "\(seeds) seeds, \(failures.count) failed, \(steps) steps in \(String(format: "%.1f", seconds)) s (\(Int(Double(steps) / max(seconds, 0.001))) steps/s)"
+            "\(ran) seeds, \(failures.count) failed, \(steps) steps in \(String(format: "%.1f", seconds)) s (\(Int(Double(steps) / max(seconds, 0.001))) steps/s)"
         )
         if !failures.isEmpty { throw ExitCode.failure }
     }

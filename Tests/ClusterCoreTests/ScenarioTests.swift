@@ -1,0 +1,198 @@
+import ClusterCore
+import Testing
+
+/// The protocol's hard cases, each as a short transcript against `ScriptedCluster`.
+@Suite struct ScenarioTests {
+    @Test func aClusterElectsOneLeaderWhomEveryoneFollows() {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try! #require(cluster.leader)
+        let term = cluster.nodes[leader]!.term
+        for id in cluster.members {
+            #expect(cluster.nodes[id]!.term == term)
+            #expect(cluster.nodes[id]!.leaderID == leader)
+        }
+        #expect(cluster.leaseHolders == [leader])
+        #expect(cluster.nodes[leader]!.mayStartDelivery(now: cluster.local(leader)))
+    }
+
+    @Test func aLeaderCrashWithEntriesInFlightLosesOnlyWhatWasNeverCommitted() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let first = try #require(cluster.leader)
+        _ = cluster.propose([1], at: first)
+        cluster.run(100)
+        #expect(cluster.members.allSatisfy { cluster.nodes[$0]!.machine.applied == [1] })
+        // Entry 2 is written on the leader, but the leader dies before anyone else hears of it.
+        cluster.isolate(first)
+        _ = cluster.propose([2], at: first)
+        cluster.crash(first)
+        cluster.network.removeAll { $0.from == first }  // its appends die with it
+        cluster.heal()
+        cluster.run(3_000)
+        let second = try #require(cluster.leader)
+        #expect(second != first)
+        _ = cluster.propose([3], at: second)
+        cluster.run(100)
+        // The old leader comes back: its unreplicated entry is replaced, never applied.
+        cluster.start(first)
+        cluster.run(1_000)
+        for id in cluster.members { #expect(cluster.nodes[id]!.machine.applied == [1, 3]) }
+    }
+
+    @Test func aPartitionedLeaderStepsDownAndStopsDeliveringBeforeAnotherStarts() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let old = try #require(cluster.leader)
+        cluster.isolate(old)
+        var oldStoppedAt: Int64?
+        var newStartedAt: Int64?
+        cluster.run(4_000) { cluster in
+            if oldStoppedAt == nil, !cluster.nodes[old]!.mayStartDelivery(now: cluster.local(old)) { oldStoppedAt = cluster.now }
+            for id in cluster.members where id != old && newStartedAt == nil {
+                if cluster.nodes[id]!.mayStartDelivery(now: cluster.local(id)) { newStartedAt = cluster.now }
+            }
+            #expect(cluster.leaseHolders.count <= 1)
+        }
+        #expect(cluster.nodes[old]!.role != .leader)
+        let stopped = try #require(oldStoppedAt)
+        let started = try #require(newStartedAt)
+        // The old leader's last possible delivery (started just before it stopped) ends before
+        // the new leader may start one.
+        #expect(stopped + cluster.timing.upstreamTimeoutMilliseconds <= started)
+    }
+
+    @Test func aNodeThatRejoinsAfterCampaigningAloneDoesNotDisruptTheLeader() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let term = cluster.nodes[leader]!.term
+        let loner = cluster.members.first { $0 != leader }!
+        cluster.isolate(loner)
+        // Alone, it times out again and again, but pre-vote keeps it from raising its term.
+        cluster.run(5_000)
+        #expect(cluster.nodes[loner]!.term == term)
+        cluster.heal()
+        cluster.run(2_000)
+        #expect(cluster.leader == leader)
+        #expect(cluster.nodes[leader]!.term == term)
+        #expect(cluster.nodes[loner]!.leaderID == leader)
+    }
+
+    @Test func aVoteRequestFromAHigherTermIsIgnoredWhileTheLeaderIsHeardFrom() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let term = cluster.nodes[leader]!.term
+        let follower = cluster.members.first { $0 != leader }!
+        let other = cluster.members.first { $0 != leader && $0 != follower }!
+        // A stale node claiming a much higher term asks for a vote.
+        cluster.deliver(Message(from: other, to: follower, term: term + 5, body: .voteRequest(lastLogIndex: 0, lastLogTerm: 0)))
+        #expect(cluster.nodes[follower]!.term == term)
+        #expect(cluster.nodes[follower]!.hardState.votedFor != other)
+        cluster.run(500)
+        #expect(cluster.leader == leader)
+    }
+
+    @Test func aLeaderPausedLongerThanItsLeaseWakesUpWithoutOne() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let old = try #require(cluster.leader)
+        cluster.paused.insert(old)
+        cluster.run(3_000) { cluster in #expect(cluster.leaseHolders.count <= 1) }
+        let new = try #require(cluster.leader)
+        #expect(new != old)
+        // Its clock kept running while it was stopped: it still thinks it leads, but its lease
+        // is over, so it may not deliver.
+        #expect(cluster.nodes[old]!.role == .leader)
+        #expect(cluster.nodes[old]!.leaseRemainingMilliseconds(now: cluster.local(old)) == 0)
+        #expect(!cluster.nodes[old]!.mayStartDelivery(now: cluster.local(old)))
+        cluster.paused.remove(old)
+        cluster.run(500)
+        #expect(cluster.nodes[old]!.role == .follower)
+        #expect(cluster.nodes[old]!.leaderID == new)
+    }
+
+    @Test func aFollowerBackOnAnEmptyDiskCatchesUpFromASnapshotBeforeItVotes() throws {
+        var cluster = ScriptedCluster(snapshotThreshold: 5)
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        for value in 1...20 {
+            _ = cluster.propose([value], at: leader)
+            cluster.run(20)
+        }
+        let replaced = cluster.members.first { $0 != leader }!
+        cluster.crash(replaced)
+        cluster.start(replaced, lostDisk: true)
+        #expect(!cluster.nodes[replaced]!.mayVote)
+        cluster.run(500)
+        #expect(cluster.nodes[replaced]!.mayVote)
+        #expect(cluster.nodes[replaced]!.snapshotIndex > 0)
+        #expect(cluster.nodes[replaced]!.machine.applied == Array(1...20))
+    }
+
+    @Test func duplicatedAndReorderedAppendsLeaveTheLogIntact() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let follower = cluster.members.first { $0 != leader }!
+        // Hold every message to the follower while three proposals go out one by one.
+        cluster.cut.insert([leader, follower])
+        for value in [10, 20, 30] { _ = cluster.propose([value], at: leader) }
+        let appends = cluster.network.filter { $0.to == follower }
+        #expect(appends.count == 3)
+        cluster.network.removeAll { $0.to == follower }
+        cluster.cut = []
+        // Newest first, then each one again.
+        for message in appends.reversed() + appends { cluster.deliver(message) }
+        cluster.run(200)
+        #expect(cluster.nodes[follower]!.entries.map(\.term) == cluster.nodes[leader]!.entries.map(\.term))
+        #expect(cluster.nodes[follower]!.machine.applied == [10, 20, 30])
+        #expect(cluster.nodes[leader]!.machine.applied == [10, 20, 30])
+    }
+
+    /// Isolates whoever leads, again and again, with clocks at the drift bound: the leader's
+    /// is the slowest allowed and every follower's the fastest, so its lease ends (on its own
+    /// clock) just before a follower may vote. Returns the most nodes that held a lease at once.
+    static func mostConcurrentLeases(faults: ProtocolFaults) -> Int {
+        let drift = 0.19
+        var most = 0
+        for slow in 1...3 {
+            var rates: [NodeID: Double] = [1: 1 + drift / 2, 2: 1 + drift / 2, 3: 1 + drift / 2]
+            rates[slow] = 1 - drift / 2
+            var cluster = ScriptedCluster(rates: rates, faults: faults)
+            cluster.timing.maxClockDrift = drift
+            for id in cluster.members { cluster.start(id) }
+            cluster.run(2_000)
+            for _ in 0..<20 {
+                guard let leader = cluster.leader else { break }
+                cluster.isolate(leader)
+                cluster.run(2_500) { cluster in most = max(most, cluster.leaseHolders.count) }
+                cluster.heal()
+                cluster.run(500)
+            }
+        }
+        return most
+    }
+
+    @Test func clocksDriftingAtTheBoundNeverGiveTwoLeases() {
+        #expect(Self.mostConcurrentLeases(faults: .none) == 1)
+    }
+
+    #if DEBUG
+        @Test func aLeaseThatIgnoresDriftOverlapsTheNextOne() {
+            #expect(Self.mostConcurrentLeases(faults: .leaseIgnoresDrift) == 2)
+        }
+    #endif
+
+    @Test func unsafeTimingsAreRefusedWithAReason() {
+        #expect(throws: TimingError.self) {
+            try ClusterTiming(heartbeatIntervalMilliseconds: 400, minimumElectionTimeoutMilliseconds: 1_000).validate()
+        }
+        #expect(throws: TimingError.self) { try ClusterTiming(maxClockDrift: 0.5).validate() }
+        #expect(throws: TimingError.self) {
+            try ClusterTiming(minimumElectionTimeoutMilliseconds: 1_000, upstreamTimeoutMilliseconds: 10_000).validate()
+        }
+        #expect(throws: Never.self) { try ClusterTiming().validate() }
+    }
+}
