@@ -56,9 +56,12 @@ public struct Simulation {
         case tick(NodeID)
         case message(Message<RelayStateMachine>)
         case diskDone(NodeID, incarnation: Int, ready: Node.Ready)
+        /// Node 0 stands for whichever node leads when the event strikes.
         case crash(NodeID)
         case restart(NodeID, lostDisk: Bool)
+        case pause(NodeID, milliseconds: Int64)
         case resume(NodeID)
+        case partition(Int)
         case healPartition(Int)
         case client(request: Int)
         case upstreamArrival(Delivery)
@@ -89,13 +92,6 @@ public struct Simulation {
         var acknowledged = false
     }
 
-    struct Landed {
-        let time: Int64
-        let term: Term
-        let eventNumber: UInt64
-        let key: OrderingKey
-    }
-
     let seed: UInt64
     let options: Options
     public let mix: FaultMix
@@ -107,6 +103,7 @@ public struct Simulation {
     var queue = Heap<Scheduled>()
     var nodes: [SimNode] = []
     var blocked: Set<[NodeID]> = []
+    /// The links each active partition cuts; `blocked` is their union.
     var partitions: [Int: Set<[NodeID]>] = [:]
     /// Which node each partition cuts off (0: whoever leads when it starts), and whether only
     /// its outgoing links fail.
@@ -116,7 +113,6 @@ public struct Simulation {
     var requests: [ClientRequest] = []
     /// Every client request answered as accepted, with the event number it was given.
     var acknowledgedEvents: Set<UInt64> = []
-    var landed: [Landed] = []
     var deliveredEvents: [UInt64: Int] = [:]
     var timedOutAttempts: [UInt64: Int] = [:]
     var leaders: [Term: NodeID] = [:]
@@ -209,12 +205,12 @@ public struct Simulation {
             let node = pickTarget()
             let at = Int64(random.next() % UInt64(options.faultPhaseMilliseconds))
             // Longer than the lease: the node's belief must expire by its own clock.
-            pauseAt(node, at: at, for: timing.minimumElectionTimeoutMilliseconds * 2 + Int64(random.next() % 1_000))
+            schedule(at: at, .pause(node, milliseconds: timing.minimumElectionTimeoutMilliseconds * 2 + Int64(random.next() % 1_000)))
         }
         for index in 0..<count(mix.partitionsPerSecond) {
             let at = Int64(random.next() % UInt64(options.faultPhaseMilliseconds))
             partitionPlans[index] = (isolated: pickTarget(), oneWay: random.next() % 3 == 0)
-            schedule(at: at, .healPartition(-index - 1))  // negative: start
+            schedule(at: at, .partition(index))
             schedule(at: at + 300 + Int64(random.next() % 3_000), .healPartition(index))
         }
     }
@@ -227,13 +223,6 @@ public struct Simulation {
     func currentLeader() -> NodeID? {
         members.filter { nodes[$0 - 1].raft?.role == .leader }.max { nodes[$0 - 1].raft!.term < nodes[$1 - 1].raft!.term }
     }
-
-    mutating func pauseAt(_ node: NodeID, at: Int64, for duration: Int64) {
-        sequence += 1
-        queue.insert(Scheduled(time: at, sequence: sequence, event: .resume(-node)))  // negative: pause begins
-        pauseDurations[node, default: []].append(duration)
-    }
-    var pauseDurations: [NodeID: [Int64]] = [:]
 
     // MARK: events
 
@@ -289,35 +278,31 @@ public struct Simulation {
                 nodes[id - 1].recovering = true
             }
             start(id)
-        case .resume(let signed):
-            if signed <= 0 {
-                let target = -signed
-                let duration = pauseDurations[target]?.isEmpty == false ? pauseDurations[target]!.removeFirst() : 0
-                guard !healed, let id = target == 0 ? currentLeader() : target, nodes[id - 1].raft != nil, nodes[id - 1].pausedUntil == nil
-                else { return }
-                nodes[id - 1].pausedUntil = now + duration
-                note("node \(id) paused for \(duration)ms")
-                schedule(at: now + duration, .resume(id))
-            } else if nodes[signed - 1].pausedUntil != nil {
-                nodes[signed - 1].pausedUntil = nil
-                note("node \(signed) resumes")
+        case .pause(let target, let duration):
+            guard !healed, let id = target == 0 ? currentLeader() : target, nodes[id - 1].raft != nil, nodes[id - 1].pausedUntil == nil
+            else { return }
+            nodes[id - 1].pausedUntil = now + duration
+            note("node \(id) paused for \(duration)ms")
+            schedule(at: now + duration, .resume(id))
+        case .resume(let id):
+            guard nodes[id - 1].pausedUntil != nil else { return }
+            nodes[id - 1].pausedUntil = nil
+            note("node \(id) resumes")
+        case .partition(let index):
+            guard !healed, let plan = partitionPlans[index], let isolated = plan.isolated == 0 ? currentLeader() : plan.isolated else {
+                return
             }
-        case .healPartition(let signed):
-            if signed < 0 {
-                guard !healed, let plan = partitionPlans[-signed - 1],
-                    let isolated = plan.isolated == 0 ? currentLeader() : plan.isolated
-                else { return }
-                var links: Set<[NodeID]> = []
-                for other in members where other != isolated {
-                    links.insert([isolated, other])
-                    if !plan.oneWay { links.insert([other, isolated]) }
-                }
-                partitions[-signed - 1] = links
-                blocked.formUnion(links)
-                note("partition \(links.sorted { $0.lexicographicallyPrecedes($1) })")
-            } else if let links = partitions[signed] {
-                blocked.subtract(links)
+            var links: Set<[NodeID]> = []
+            for other in members where other != isolated {
+                links.insert([isolated, other])
+                if !plan.oneWay { links.insert([other, isolated]) }
             }
+            partitions[index] = links
+            blocked = partitions.values.reduce(into: []) { $0.formUnion($1) }
+            note("partition \(links.sorted { $0.lexicographicallyPrecedes($1) })")
+        case .healPartition(let index):
+            partitions[index] = nil
+            blocked = partitions.values.reduce(into: []) { $0.formUnion($1) }
         case .client(let index):
             sendClientRequest(index)
         case .upstreamArrival(let delivery):
@@ -552,7 +537,6 @@ public struct Simulation {
         }
         maxDeliveredPerKey[event.key] = event.number
         deliveredEvents[event.number, default: 0] += 1
-        landed.append(Landed(time: now, term: delivery.term, eventNumber: event.number, key: event.key))
         note(
             "upstream takes event \(event.number) (\(event.action.rawValue) \(event.key.dedupKey)) from node \(delivery.node) term \(delivery.term)"
         )
@@ -584,6 +568,7 @@ public struct Simulation {
 
     mutating func heal() {
         healed = true
+        partitions = [:]
         blocked = []
         upstreamMix = .healthy
         note("healing: partitions end, crashed nodes restart, the upstream recovers")

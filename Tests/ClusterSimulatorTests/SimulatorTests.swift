@@ -9,8 +9,10 @@ import Testing
     /// Seeds that failed while the simulator and core were built, each for a reason now fixed:
     /// 12, a disk write overtaken by a later one after an early un-pause; 80, 83 and 98, a
     /// majority losing its disks (outside the fault model, now excluded); 283, a leader
-    /// completeness check that demanded entries committed in later terms.
-    static let regressionSeeds: [UInt64] = [12, 80, 83, 98, 283]
+    /// completeness check that demanded entries committed in later terms; 84, healing restarted
+    /// a node that had lost its disk as if it had kept it. (The fault mixes have grown since, so
+    /// these seeds now draw other schedules; they stay as a fixed sample.)
+    static let regressionSeeds: [UInt64] = [12, 80, 83, 84, 98, 283]
 
     @Test(arguments: regressionSeeds)
     func regressionSeedsPass(seed: UInt64) {
