@@ -413,8 +413,10 @@ public struct Simulation {
             resetLeaderState(id)
             nodes[id - 1].ledTerm = raft.term
             // Raft's leader completeness: entries committed in earlier terms are in the log.
-            for (index, entry) in committed where index > raft.snapshotIndex && entry.committedBy < raft.term {
-                guard raft.term(at: index) == entry.term else {
+            // Sorted, so the same seed reports the same entry in every process (dictionary order
+            // is seeded per process).
+            for index in committed.keys.sorted() where index > raft.snapshotIndex && committed[index]!.committedBy < raft.term {
+                guard raft.term(at: index) == committed[index]!.term else {
                     violation = "leader completeness: node \(id), leader of term \(raft.term), lacks committed entry \(index)"
                     return
                 }
@@ -618,7 +620,7 @@ public struct Simulation {
         }
         let dead = Set(leader.machine.events(matching: EventFilter(states: [.dead]), limit: .max).map(\.number))
         let pending = leader.machine.events(matching: EventFilter(states: [.pending]), limit: .max)
-        for number in acknowledgedEvents where deliveredEvents[number] == nil && !dead.contains(number) {
+        for number in acknowledgedEvents.sorted() where deliveredEvents[number] == nil && !dead.contains(number) {
             let stillPending = pending.contains { $0.number == number }
             violation =
                 "no acknowledged event lost: event \(number) was acknowledged but never delivered\(stillPending ? " (still pending)" : "")"
@@ -635,7 +637,7 @@ public struct Simulation {
                 return
             }
         }
-        for (number, count) in deliveredEvents where count > 1 {
+        for (number, count) in deliveredEvents.sorted(by: { $0.key < $1.key }) where count > 1 {
             let bound = 1 + leaderChanges + (timedOutAttempts[number] ?? 0)
             if count > bound {
                 violation = "bounded duplicates: event \(number) reached the upstream \(count) times (bound \(bound))"
