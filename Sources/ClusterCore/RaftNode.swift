@@ -1,3 +1,5 @@
+import RelayCore
+
 /// One node of the replication protocol: Raft (Ongaro & Ousterhout 2014) with pre-vote and a
 /// leader lease (Ongaro's thesis §9.6, §6.4), as a deterministic state machine. It does no I/O:
 /// every input carries the node's monotonic time, randomness comes from a seeded generator, and
@@ -516,17 +518,4 @@ public struct ProtocolFaults: OptionSet, Sendable, Hashable {
     public static let leaseIgnoresDrift = ProtocolFaults(rawValue: 1 << 2)
     public static let deliverWithoutLeaseCheck = ProtocolFaults(rawValue: 1 << 3)
     public static let forgetVoteOnRestart = ProtocolFaults(rawValue: 1 << 4)
-}
-
-/// A small seeded generator (SplitMix64), so a node's random election timeouts replay exactly.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

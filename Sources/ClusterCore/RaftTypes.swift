@@ -93,3 +93,26 @@ public struct Message<Machine: ReplicatedStateMachine>: Sendable {
         self.body = body
     }
 }
+
+extension DurableState {
+    /// Writes a `Ready`'s durable part in the order the contract of `RaftNode` requires: hard
+    /// state, truncation, entries, then the snapshot (which may cover entries of the same Ready).
+    public mutating func write(_ ready: RaftNode<Machine>.Ready) {
+        if let hardState = ready.hardState { self.hardState = hardState }
+        if let after = ready.truncateAfter { entries.removeAll { $0.index > after } }
+        for entry in ready.entries {
+            entries.removeAll { $0.index >= entry.index }
+            let last = entries.last?.index ?? snapshot?.index ?? 0
+            precondition(entry.index == last + 1, "entry \(entry.index) written after \(last)")
+            entries.append(entry)
+        }
+        if let snapshot = ready.snapshot {
+            let agrees = entries.contains { $0.index == snapshot.index && $0.term == snapshot.term }
+            entries = agrees ? entries.filter { $0.index > snapshot.index } : []
+            self.snapshot = snapshot
+        }
+    }
+
+    /// The last index on disk.
+    public var lastIndex: LogIndex { entries.last?.index ?? snapshot?.index ?? 0 }
+}

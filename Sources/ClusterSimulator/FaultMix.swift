@@ -1,4 +1,5 @@
 import ClusterCore
+import RelayCore
 
 /// The faults one seed runs with. Each seed draws its own mix, so a sweep covers quiet networks,
 /// lossy ones, crash storms and flaky upstreams alike.

@@ -356,19 +356,7 @@ public struct Simulation {
 
     mutating func persist(_ id: NodeID, _ ready: Node.Ready) {
         var durable = nodes[id - 1].durable ?? DurableState(hardState: HardState(term: 0, votedFor: nil), snapshot: nil, entries: [])
-        if let hardState = ready.hardState { durable.hardState = hardState }
-        if let after = ready.truncateAfter { durable.entries.removeAll { $0.index > after } }
-        for entry in ready.entries {
-            durable.entries.removeAll { $0.index >= entry.index }
-            let last = durable.entries.last?.index ?? durable.snapshot?.index ?? 0
-            precondition(entry.index == last + 1, "node \(id) persisted entry \(entry.index) after \(last)")
-            durable.entries.append(entry)
-        }
-        if let snapshot = ready.snapshot {
-            let matches = durable.entries.contains { $0.index == snapshot.index && $0.term == snapshot.term }
-            durable.entries = matches ? durable.entries.filter { $0.index > snapshot.index } : []
-            durable.snapshot = snapshot
-        }
+        durable.write(ready)
         nodes[id - 1].durable = durable
     }
 
@@ -384,7 +372,7 @@ public struct Simulation {
         }
         for applied in ready.applied { record(applied, on: id) }
         guard nodes[id - 1].raft != nil else { return }
-        let durableLast = nodes[id - 1].durable.map { $0.entries.last?.index ?? $0.snapshot?.index ?? 0 } ?? 0
+        let durableLast = nodes[id - 1].durable?.lastIndex ?? 0
         if !ready.entries.isEmpty || ready.snapshot != nil {
             let next = nodes[id - 1].raft!.persisted(through: durableLast, now: localTime(id))
             if next.needsPersistence || !next.messages.isEmpty || !next.applied.isEmpty { process(id, next) }

@@ -65,22 +65,12 @@ struct ScriptedCluster {
 
     mutating func handle(_ id: NodeID, _ ready: Node.Ready) {
         var state = durable[id] ?? DurableState(hardState: HardState(term: 0, votedFor: nil), snapshot: nil, entries: [])
-        if let hardState = ready.hardState { state.hardState = hardState }
-        if let after = ready.truncateAfter { state.entries.removeAll { $0.index > after } }
-        for entry in ready.entries {
-            state.entries.removeAll { $0.index >= entry.index }
-            state.entries.append(entry)
-        }
-        if let snapshot = ready.snapshot {
-            state.entries.removeAll { $0.index <= snapshot.index }
-            state.snapshot = snapshot
-        }
+        state.write(ready)
         durable[id] = state
         network.append(contentsOf: ready.messages)
         if !ready.entries.isEmpty || ready.snapshot != nil {
-            let last = state.entries.last?.index ?? state.snapshot?.index ?? 0
             let now = local(id)
-            if let next = nodes[id]?.persisted(through: last, now: now) { handle(id, next) }
+            if let next = nodes[id]?.persisted(through: state.lastIndex, now: now) { handle(id, next) }
         }
     }
 
