@@ -45,14 +45,15 @@ let package = Package(
             name: "ClusterSimulator",
             dependencies: ["ClusterCore", "RelayCore", .product(name: "HeapModule", package: "swift-collections")]
         ),
-        // Durable storage of the state machine in one SQLite file per node.
-        .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore"]),
+        // Durable storage of the replicated log and the state machine, one SQLite file per node.
+        .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore", "ClusterCore"]),
         // The node: configuration, the engine (group commit + delivery), HTTP ingest and operations.
         .target(
             name: "RelayNode",
             dependencies: [
-                "RelayCore", "RelayStore",
+                "RelayCore", "ClusterCore", "RelayStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -60,7 +61,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -90,6 +93,7 @@ let package = Package(
             dependencies: [
                 "RelayNode", "RelayClient", "RelayCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -105,6 +109,17 @@ let package = Package(
         ),
         // A pdrelay child process, for the end-to-end tests and the load test.
         .target(name: "RelayProcess"),
+        // Three pdrelay processes behind HAProxy (via deploy/local-cluster), and a proxy that cuts
+        // peer links: for the cluster tests and the failover benchmark.
+        .target(
+            name: "ClusterHarness",
+            dependencies: [
+                "RelayProcess",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "pdrelay-loadtest",
             dependencies: [
@@ -130,7 +145,10 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["MockPagerDuty", "RelayClient", "RelayProcess", "RelayTestSupport"]
+            dependencies: [
+                "MockPagerDuty", "RelayClient", "RelayProcess", "ClusterHarness", "RelayCore", "RelayTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
     ]
 )

@@ -67,6 +67,9 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     private var ackedRound: [NodeID: UInt64] = [:]
     private var leaseExpiry: Int64?
     private var lastQuorumContact: Int64 = 0
+    private var lastContact: [NodeID: Int64] = [:]
+    /// The commit index the leader last told this node: how far behind a follower is.
+    public private(set) var leaderCommitIndex: LogIndex = 0
     private var nextHeartbeat: Int64 = 0
     private var ready = Ready()
 
@@ -95,6 +98,8 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         random = SplitMix64(seed: seed)
         electionDeadline = 0
         resetElectionTimer(now: now)
+        // Alone, there is nobody to wait for: lead from the first tick.
+        if members.count == 1 { electionDeadline = now }
     }
 
     // MARK: queries
@@ -118,6 +123,31 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         return max(0, leaseExpiry - now)
     }
 
+    /// The leader's view of one peer, for operators.
+    public struct PeerProgress: Sendable, Equatable {
+        public let id: NodeID
+        public let matchIndex: LogIndex
+        /// Monotonic milliseconds of the peer's last answer, if it ever answered this leader.
+        public let lastContactMilliseconds: Int64?
+    }
+
+    /// Each peer's replication progress; empty unless this node leads.
+    public var peerProgress: [PeerProgress] {
+        guard role == .leader else { return [] }
+        return peers.map { PeerProgress(id: $0, matchIndex: matchIndex[$0] ?? 0, lastContactMilliseconds: lastContact[$0]) }
+    }
+
+    /// Whether this node is in touch with a majority now: a leader whose majority answered within
+    /// the election timeout, or a follower hearing from a leader within it (that leader steps down
+    /// without a majority).
+    public func hasQuorumContact(now: Int64) -> Bool {
+        switch role {
+        case .leader: return members.count == 1 || now - lastQuorumContact < timing.minimumElectionTimeoutMilliseconds
+        case .follower: return inLeaseOfLeader(now: now)
+        case .preCandidate, .candidate: return false
+        }
+    }
+
     /// The upstream fencing rule: a delivery may start only if it ends (at the upstream timeout)
     /// before the lease does.
     ///
@@ -126,7 +156,8 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// an earlier leader already delivered.
     public func mayStartDelivery(now: Int64) -> Bool {
         guard role == .leader, log.term(at: commitIndex) == term else { return false }
-        if faults.injects(.deliverWithoutLeaseCheck) { return true }
+        // Alone, no other node can ever be elected, so there is no lease to respect.
+        if members.count == 1 || faults.injects(.deliverWithoutLeaseCheck) { return true }
         return leaseRemainingMilliseconds(now: now) >= timing.upstreamTimeoutMilliseconds + timing.deliveryMarginMilliseconds
     }
 
@@ -164,6 +195,32 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         return (indexes, takeReady())
     }
 
+    /// Hands leadership to the most up-to-date peer (thesis §3.10), for a graceful shutdown. The
+    /// shell must have no delivery in flight: this node gives up its lease at once, so the new
+    /// leader may deliver as soon as it is elected. While no peer has the whole log, `handedOver`
+    /// is false and the `Ready` carries appends to catch them up (call again); once one has, the
+    /// `Ready` carries `timeoutNow` to it and this node is a follower.
+    public mutating func transferLeadership(now: Int64) -> (handedOver: Bool, ready: Ready) {
+        guard role == .leader, members.count > 1 else { return (false, takeReady()) }
+        let caughtUp = peers.filter { (matchIndex[$0] ?? 0) == log.lastIndex && durableIndex == log.lastIndex }
+        guard let target = caughtUp.max(by: { (lastContact[$0] ?? .min) < (lastContact[$1] ?? .min) }) else {
+            for peer in peers where (matchIndex[peer] ?? 0) < log.lastIndex { sendAppend(to: peer, round: round) }
+            return (false, takeReady())
+        }
+        send(to: target, term: term, .timeoutNow)
+        becomeFollower(term: term, leader: nil, now: now)
+        // Not "in lease" of anyone: the transfer's vote request must find this node willing.
+        lastLeaderContact = nil
+        return (true, takeReady())
+    }
+
+    /// How many committed entries this node has still to apply, as far as it knows: for a
+    /// follower, behind the commit index its leader last sent.
+    public var applyLag: LogIndex {
+        let known = role == .leader ? commitIndex : max(leaderCommitIndex, commitIndex)
+        return known - lastApplied
+    }
+
     /// The shell made everything up to `index` durable.
     public mutating func persisted(through index: LogIndex, now: Int64) -> Ready {
         durableIndex = max(durableIndex, min(index, log.lastIndex))
@@ -186,11 +243,12 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 break  // a pre-vote changes no term
             case .preVoteResponse(granted: true):
                 break  // carries the term we proposed, not a newer one
-            case .voteRequest:
+            case .voteRequest(_, _, let transfer):
                 // Heard from a leader within the minimum election timeout: ignore entirely, not
                 // even adopting the term. This is what makes the lease safe, and keeps a node
-                // rejoining from a partition from deposing a healthy leader.
-                if inLeaseOfLeader(now: now) { return }
+                // rejoining from a partition from deposing a healthy leader. A transfer is the
+                // exception: the leader gave its lease up before asking for it.
+                if inLeaseOfLeader(now: now) && !transfer { return }
                 becomeFollower(term: message.term, leader: nil, now: now)
             case .append, .installSnapshot:
                 becomeFollower(term: message.term, leader: message.from, now: now)
@@ -208,7 +266,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             guard role == .preCandidate, message.term == term + 1, granted else { return }
             votes.insert(message.from)
             if votes.count >= majority { startElection(now: now) }
-        case .voteRequest(let lastIndex, let lastTerm):
+        case .voteRequest(let lastIndex, let lastTerm, _):
             guard message.term == term else {
                 send(to: message.from, term: term, .voteResponse(granted: false))
                 return
@@ -232,6 +290,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 return
             }
             acceptLeader(message.from, now: now)
+            leaderCommitIndex = max(leaderCommitIndex, leaderCommit)
             handleAppend(
                 from: message.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, leaderCommit: leaderCommit, round: round)
         case .appendResponse(let success, let match, let round):
@@ -269,6 +328,9 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             matchIndex[message.from] = max(matchIndex[message.from] ?? 0, match)
             nextIndex[message.from] = max(nextIndex[message.from] ?? 1, match + 1)
             advanceCommit()
+        case .timeoutNow:
+            guard message.term == term, role == .follower, mayVote else { return }
+            startElection(now: now, transfer: true)
         }
     }
 
@@ -326,7 +388,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         }
     }
 
-    private mutating func startElection(now: Int64) {
+    private mutating func startElection(now: Int64, transfer: Bool = false) {
         role = .candidate
         hardState = HardState(term: term + 1, votedFor: id)
         ready.hardState = hardState
@@ -334,7 +396,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         resetElectionTimer(now: now)
         if votes.count >= majority { return becomeLeader(now: now) }
         for peer in peers {
-            send(to: peer, term: term, .voteRequest(lastLogIndex: log.lastIndex, lastLogTerm: log.lastTerm))
+            send(to: peer, term: term, .voteRequest(lastLogIndex: log.lastIndex, lastLogTerm: log.lastTerm, transfer: transfer))
         }
     }
 
@@ -424,6 +486,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     }
 
     private mutating func recordContact(from peer: NodeID, round: UInt64, now: Int64) {
+        lastContact[peer] = now
         ackedRound[peer] = max(ackedRound[peer] ?? 0, round)
         updateLease(now: now)
     }

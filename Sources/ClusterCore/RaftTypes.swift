@@ -29,6 +29,12 @@ public struct Snapshot<Machine: ReplicatedStateMachine>: Sendable {
     public let index: LogIndex
     public let term: Term
     public let machine: Machine
+
+    public init(index: LogIndex, term: Term, machine: Machine) {
+        self.index = index
+        self.term = term
+        self.machine = machine
+    }
 }
 
 /// What must be on disk before any promise that depends on it leaves the node.
@@ -70,7 +76,9 @@ public struct Message<Machine: ReplicatedStateMachine>: Sendable {
     public enum Body: Sendable {
         case preVoteRequest(lastLogIndex: LogIndex, lastLogTerm: Term)
         case preVoteResponse(granted: Bool)
-        case voteRequest(lastLogIndex: LogIndex, lastLogTerm: Term)
+        /// `transfer` marks an election the old leader asked for (thesis §3.10): voters grant it
+        /// even within the lease, because that leader has already given its lease up.
+        case voteRequest(lastLogIndex: LogIndex, lastLogTerm: Term, transfer: Bool = false)
         case voteResponse(granted: Bool)
         /// Replication and heartbeat in one. `round` numbers the leader's heartbeat rounds for
         /// the lease.
@@ -79,6 +87,8 @@ public struct Message<Machine: ReplicatedStateMachine>: Sendable {
         case appendResponse(success: Bool, matchIndex: LogIndex, round: UInt64)
         case installSnapshot(Snapshot<Machine>, round: UInt64)
         case snapshotResponse(matchIndex: LogIndex, round: UInt64)
+        /// The leader hands over: the receiver campaigns at once, skipping pre-vote.
+        case timeoutNow
     }
 
     public let from: NodeID

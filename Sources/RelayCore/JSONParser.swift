@@ -213,7 +213,10 @@ enum JSONSerializer {
         case .null: output.append(contentsOf: "null".utf8)
         case .bool(let bool): output.append(contentsOf: (bool ? "true" : "false").utf8)
         case .integer(let integer): output.append(contentsOf: String(integer).utf8)
-        case .number(let double): output.append(contentsOf: String(double).utf8)
+        case .number(let double):
+            // Whole numbers print as integers (`3`, not `3.0`), as every JSON producer does.
+            let whole = double.rounded(.towardZero) == double && abs(double) < 9_007_199_254_740_992
+            output.append(contentsOf: (whole ? String(Int64(double)) : String(double)).utf8)
         case .string(let string): write(string, into: &output)
         case .array(let elements):
             output.append(UInt8(ascii: "["))

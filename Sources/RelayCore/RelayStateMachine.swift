@@ -105,6 +105,11 @@ public struct RelayStateMachine: Sendable {
 
     public var dedupKeyCount: Int { dedup.count }
 
+    /// The whole state, in the form the store and a snapshot hold it.
+    public var contents: (events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64) {
+        (events.values.sorted { $0.number < $1.number }, dedup.values.sorted { $0.lastNumber < $1.lastNumber }, nextEventNumber)
+    }
+
     // MARK: apply
 
     public mutating func apply(_ command: RelayCommand, effects: inout Effects) -> CommandResult {

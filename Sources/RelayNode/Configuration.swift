@@ -1,3 +1,4 @@
+import ClusterCore
 import Foundation
 import RelayCore
 import Yams
@@ -12,7 +13,9 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var dataDirectory = "pdrelay-data"
     public var upstreamURL = "https://events.pagerduty.com"
     public var upstreamCAFile: String?
-    public var upstreamTimeoutMilliseconds: Int64 = 10_000
+    /// Unset means the mode's default: 10 s alone; in a cluster, all the lease leaves (see
+    /// `ClusterTiming.validate`), because every delivery must end before the lease does.
+    public var upstreamTimeoutSettingMilliseconds: Int64?
     public var deliveryConcurrency = 32
     public var retry = RetryPolicy()
     public var queue = RelayStateMachine.Limits()
@@ -28,16 +31,72 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var httpsProxy: String?
     public var noProxy: String?
 
+    // Cluster. With no `peers` the node is a cluster of one.
+    public var nodeID = 1
+    /// `id=url` pairs, comma-separated (or a YAML list), this node's own included.
+    public var peers: String?
+    public var peerListenHost: String?
+    public var peerListenPort: Int?
+    /// Shared by every node: signs each peer request (HMAC-SHA256).
+    public var clusterSecret: String?
+    public var heartbeatIntervalMilliseconds: Int64 = 100
+    public var electionTimeoutMilliseconds: Int64 = 1_000
+    public var maxClockDrift = 0.01
+    public var deliveryMarginMilliseconds: Int64 = 50
+    /// How long a client request waits for a leader to be known before it gets 503.
+    public var leaderWaitMilliseconds: Int64 = 3_000
+    /// How long a client request waits for its entry to commit before it gets 503.
+    public var commitTimeoutMilliseconds: Int64 = 10_000
+    /// `/readyz` fails while this node is further behind its leader's commit index.
+    public var readinessMaxLagEntries = 1_000
+    /// Applied entries kept in the log before they are compacted into a snapshot.
+    public var snapshotThresholdEntries = 1_000
+
     public init() {}
 
     /// Settings whose values are secrets: never logged, and a file holding one must be 0600.
-    static let secretSettings: Set<String> = ["admin_token", "https_proxy"]
+    static let secretSettings: Set<String> = ["admin_token", "https_proxy", "cluster_secret"]
+
+    public static let singleNodeUpstreamTimeoutMilliseconds: Int64 = 10_000
+
+    public var upstreamTimeoutMilliseconds: Int64 {
+        get {
+            if let upstreamTimeoutSettingMilliseconds { return upstreamTimeoutSettingMilliseconds }
+            guard isClustered else { return Self.singleNodeUpstreamTimeoutMilliseconds }
+            return timingSettings.leaseDurationMilliseconds - heartbeatIntervalMilliseconds - deliveryMarginMilliseconds
+        }
+        set { upstreamTimeoutSettingMilliseconds = newValue }
+    }
+
+    /// The timing the cluster core runs with, the effective upstream timeout included.
+    public var timing: ClusterTiming {
+        var timing = timingSettings
+        timing.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
+        return timing
+    }
+
+    private var timingSettings: ClusterTiming {
+        ClusterTiming(
+            heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds, minimumElectionTimeoutMilliseconds: electionTimeoutMilliseconds,
+            maxClockDrift: maxClockDrift, upstreamTimeoutMilliseconds: 0, deliveryMarginMilliseconds: deliveryMarginMilliseconds)
+    }
+
+    /// The members, this node included; one member (this node) without `peers`.
+    public var members: [ClusterMember] {
+        get throws(ConfigurationError) {
+            guard let peers, !peers.isEmpty else { return [ClusterMember(id: nodeID, url: "")] }
+            return try ClusterMember.parse(peers)
+        }
+    }
+
+    public var isClustered: Bool { ((try? members.count) ?? 1) > 1 }
 
     public func validate() throws(ConfigurationError) {
         try retry.validate()
         try queue.validate()
+        try validateCluster()
         guard (0...65_535).contains(listenPort) else { throw ConfigurationError("listen_port must be between 0 and 65535") }
-        guard (100...300_000).contains(upstreamTimeoutMilliseconds) else {
+        guard (100...300_000).contains(upstreamTimeoutSettingMilliseconds ?? 100) else {
             throw ConfigurationError("upstream_timeout_milliseconds must be between 100 and 300000")
         }
         guard (1...1_024).contains(deliveryConcurrency) else { throw ConfigurationError("delivery_concurrency must be between 1 and 1024") }
@@ -66,6 +125,38 @@ public struct RelayConfiguration: Sendable, Equatable {
             throw ConfigurationError(
                 "listen_host \(listenHost) is not a loopback address, so the queue API would be open to the network: set admin_token")
         }
+    }
+
+    private func validateCluster() throws(ConfigurationError) {
+        let members = try self.members
+        guard members.count > 1 else { return }
+        guard members.count <= 9 else { throw ConfigurationError("peers lists \(members.count) nodes; at most 9 are supported") }
+        guard Set(members.map(\.id)).count == members.count else { throw ConfigurationError("peers lists a node id twice") }
+        guard members.contains(where: { $0.id == nodeID }) else {
+            throw ConfigurationError("node_id \(nodeID) is not in peers (\(members.map { String($0.id) }.joined(separator: ", ")))")
+        }
+        guard let secret = clusterSecret, secret.utf8.count >= 32 else {
+            throw ConfigurationError(
+                "a cluster needs cluster_secret, at least 32 characters, the same on every node: peers authenticate with it")
+        }
+        do {
+            try timing.validate()
+        } catch {
+            throw ConfigurationError("unsafe cluster timing: \(error.description)")
+        }
+        guard (1...600_000).contains(leaderWaitMilliseconds), (100...600_000).contains(commitTimeoutMilliseconds) else {
+            throw ConfigurationError("leader_wait_milliseconds must be 1…600000 and commit_timeout_milliseconds 100…600000")
+        }
+        guard readinessMaxLagEntries > 0, (10...1_000_000).contains(snapshotThresholdEntries) else {
+            throw ConfigurationError("readiness_max_lag_entries must be positive and snapshot_threshold_entries 10…1000000")
+        }
+    }
+
+    /// Where this node listens for its peers: `peer_listen_host`/`peer_listen_port`, else the
+    /// host of the ingest listener and the port of its own peer URL.
+    public var peerListenAddress: (host: String, port: Int)? {
+        guard isClustered, let own = try? members.first(where: { $0.id == nodeID }) else { return nil }
+        return (peerListenHost ?? listenHost, peerListenPort ?? URL(string: own.url)?.port ?? 9091)
     }
 
     static func isLoopback(_ host: String) -> Bool {
@@ -113,7 +204,8 @@ extension RelayConfiguration {
         let secrets = values.keys.filter(Self.secretSettings.contains).sorted()
         if !secrets.isEmpty { try Self.requireOwnerOnly(path, holding: secrets) }
         for (name, value) in values.sorted(by: { $0.key < $1.key }) {
-            try set(name, to: "\(value)", from: "config file \(path)")
+            let text = (value as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } ?? "\(value)"
+            try set(name, to: text, from: "config file \(path)")
         }
     }
 
@@ -176,6 +268,26 @@ struct Setting: Sendable {
             })
     }
 
+    static func double(_ name: String, _ path: WritableKeyPath<RelayConfiguration, Double> & Sendable) -> Setting {
+        Setting(
+            name: name, read: { String($0[keyPath: path]) },
+            write: { configuration, text in
+                guard let value = Double(text), value.isFinite else { return false }
+                configuration[keyPath: path] = value
+                return true
+            })
+    }
+
+    static func optionalInteger(_ name: String, _ path: WritableKeyPath<RelayConfiguration, Int?> & Sendable) -> Setting {
+        Setting(
+            name: name, read: { $0[keyPath: path].map(String.init) },
+            write: { configuration, text in
+                guard let value = Int(text.replacingOccurrences(of: "_", with: "")) else { return false }
+                configuration[keyPath: path] = value
+                return true
+            })
+    }
+
     static func integer<Value: FixedWidthInteger & Sendable>(
         _ name: String, _ path: WritableKeyPath<RelayConfiguration, Value> & Sendable
     ) -> Setting {
@@ -211,5 +323,45 @@ extension RelayConfiguration {
         .string("log_level", \.logLevel),
         .optional("https_proxy", \.httpsProxy),
         .optional("no_proxy", \.noProxy),
+        .integer("node_id", \.nodeID),
+        .optional("peers", \.peers),
+        .optional("peer_listen_host", \.peerListenHost),
+        .optionalInteger("peer_listen_port", \.peerListenPort),
+        .optional("cluster_secret", \.clusterSecret),
+        .integer("heartbeat_interval_milliseconds", \.heartbeatIntervalMilliseconds),
+        .integer("election_timeout_milliseconds", \.electionTimeoutMilliseconds),
+        .double("max_clock_drift", \.maxClockDrift),
+        .integer("delivery_margin_milliseconds", \.deliveryMarginMilliseconds),
+        .integer("leader_wait_milliseconds", \.leaderWaitMilliseconds),
+        .integer("commit_timeout_milliseconds", \.commitTimeoutMilliseconds),
+        .integer("readiness_max_lag_entries", \.readinessMaxLagEntries),
+        .integer("snapshot_threshold_entries", \.snapshotThresholdEntries),
     ]
+}
+
+/// One node of the static membership: its id and the URL its peers reach it at.
+public struct ClusterMember: Sendable, Equatable {
+    public let id: NodeID
+    public let url: String
+
+    public init(id: NodeID, url: String) {
+        self.id = id
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+    }
+
+    /// `1=http://10.0.1.5:9091,2=http://10.0.2.5:9091,...`
+    static func parse(_ text: String) throws(ConfigurationError) -> [ClusterMember] {
+        var members: [ClusterMember] = []
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let id = Int(parts[0]), id > 0, let url = URL(string: parts[1]),
+                ["http", "https"].contains(url.scheme ?? ""), url.host != nil, url.port != nil
+            else {
+                throw ConfigurationError(
+                    "peers entry '\(item)' must look like 2=http://10.0.2.5:9091 (a positive id, an http(s) URL with a port)")
+            }
+            members.append(ClusterMember(id: id, url: parts[1]))
+        }
+        return members.sorted { $0.id < $1.id }
+    }
 }

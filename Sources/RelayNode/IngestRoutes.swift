@@ -4,7 +4,7 @@ import RelayCore
 /// The three PagerDuty-compatible endpoints. A request is validated before it touches the
 /// engine, so a bad event costs no disk write; a good one is answered only once it is synced.
 struct IngestRoutes: Sendable {
-    let engine: RelayEngine
+    let commands: CommandRouter
     let environment: NodeEnvironment
     let limits: ValidationLimits
     let metrics: NodeMetrics
@@ -45,7 +45,7 @@ struct IngestRoutes: Sendable {
         }
         let acceptance = Acceptance(event, assignedKey: environment.newKey(), receivedAtMilliseconds: environment.wallClockMilliseconds())
         do {
-            switch try await engine.submit(.accept(acceptance)) {
+            switch try await commands.submit(.accept(acceptance)) {
             case .accepted(let dedupKey, _):
                 metrics.accepted(api, "queued")
                 return JSONResponses.accepted(api, dedupKey: dedupKey)
@@ -66,11 +66,22 @@ struct IngestRoutes: Sendable {
         } catch {
             metrics.rejected("unavailable")
             return JSONResponses.unavailable(
-                status: "unavailable", message: "The relay cannot take events right now: \(error)", retryAfterSeconds: 5)
+                status: "unavailable", message: "The relay cannot take events right now: \(Self.explain(error))", retryAfterSeconds: 1)
         }
     }
 
     private struct TooLarge: Error {}
+
+    /// What a client (and the person reading its logs) is told when the relay cannot answer.
+    static func explain(_ error: EngineError) -> String {
+        switch error {
+        case .noLeader: "no cluster leader is known; the cluster is electing one or has lost its majority"
+        case .outcomeUnknown(let reason): "the event may not have been stored (\(reason)); retry"
+        case .storeFailed(let reason): "this node's store failed (\(reason))"
+        case .stopping: "this node is shutting down"
+        case .notLeader, .peerFailed: "the leader could not be reached (\(error))"
+        }
+    }
 
     /// `application/json`, with or without parameters such as `charset=utf-8`.
     static func isJSON(_ contentType: String) -> Bool {

@@ -1,3 +1,4 @@
+import ClusterCore
 import Metrics
 import Prometheus
 import RelayCore
@@ -49,6 +50,19 @@ final class NodeMetrics: Sendable {
 
     func commit(batchSize: Int) {
         Recorder(label: "pdrelay_store_commit_batch_events", factory: factory).record(batchSize)
+    }
+
+    func role(_ role: Role) {
+        for candidate in [Role.follower, .preCandidate, .candidate, .leader] {
+            Gauge(label: "pdrelay_cluster_role", dimensions: [("role", candidate.rawValue)], factory: factory).record(
+                candidate == role ? 1 : 0)
+        }
+    }
+
+    /// `result`: sent, failed, dropped (the outbox was full).
+    func peerMessages(_ count: Int, peer: Int, result: String) {
+        Counter(label: "pdrelay_peer_messages_total", dimensions: [("peer", String(peer)), ("result", result)], factory: factory)
+            .increment(by: count)
     }
 
     func render() -> [UInt8] { registry.emitToBuffer() }

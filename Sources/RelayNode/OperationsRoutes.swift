@@ -1,3 +1,4 @@
+import ClusterCore
 import Hummingbird
 import RelayCore
 
@@ -6,6 +7,8 @@ struct OperationsRoutes: Sendable {
     let engine: RelayEngine
     let metrics: NodeMetrics
     let queueHighWaterEvents: Int
+    let readinessMaxLagEntries: Int
+    let members: [ClusterMember]
 
     func register(on router: Router<BasicRequestContext>) {
         // Live means the process should keep running: false only once the store has failed,
@@ -16,10 +19,14 @@ struct OperationsRoutes: Sendable {
             }
             return JSONResponses.json(.ok, .object(["status": "ok"]))
         }
-        // Ready means send me events: the store takes a synced write and the queue has room.
+        // Ready means send me events: the store takes a synced write, the queue has room, and in
+        // a cluster this node is in touch with a majority, knows the leader and has caught up.
         router.get("/readyz") { _, _ in
             var problems: [JSONValue] = []
             if let failure = await engine.probeStore() { problems.append(.string("store not writable: \(failure)")) }
+            if members.count > 1 {
+                problems += Self.clusterProblems(await engine.clusterView(), maxLag: readinessMaxLagEntries).map(JSONValue.string)
+            }
             let queued = await engine.queuedCount
             if queued >= queueHighWaterEvents {
                 problems.append(.string("queue holds \(queued) events, at or above its high-water mark of \(queueHighWaterEvents)"))
@@ -28,11 +35,53 @@ struct OperationsRoutes: Sendable {
                 ? JSONResponses.json(.ok, .object(["status": "ready"]))
                 : JSONResponses.json(.serviceUnavailable, .object(["status": "not ready", "problems": .array(problems)]))
         }
+        router.get("/v1/cluster") { _, _ in
+            JSONResponses.json(.ok, Self.describe(await engine.clusterView(), members: members, maxLag: readinessMaxLagEntries))
+        }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
         }
+    }
+}
+
+extension OperationsRoutes {
+    static func clusterProblems(_ view: RelayEngine.ClusterView, maxLag: Int) -> [String] {
+        var problems: [String] = []
+        if view.awaitingDiskDecision { problems.append("fresh node: asking its peers whether the cluster is new") }
+        if !view.mayVote && !view.awaitingDiskDecision { problems.append("recovering from an empty disk: catching up with the leader") }
+        if !view.hasQuorumContact { problems.append("not in contact with a majority of the cluster") }
+        if view.leaderID == nil { problems.append("no leader known") }
+        if view.applyLag > LogIndex(maxLag) {
+            problems.append("\(view.applyLag) committed entries behind the leader (readiness_max_lag_entries is \(maxLag))")
+        }
+        return problems
+    }
+
+    /// `GET /v1/cluster`: this node's view, for operators and for `docs/operations.md`.
+    static func describe(_ view: RelayEngine.ClusterView, members: [ClusterMember], maxLag: Int) -> JSONValue {
+        let peers: [JSONValue] = members.filter { $0.id != view.nodeID }.map { member in
+            let progress = view.peers.first { $0.id == member.id }
+            var fields: [String: JSONValue] = ["id": .number(Double(member.id)), "url": .string(member.url)]
+            if let progress {
+                fields["match_index"] = .number(Double(progress.matchIndex))
+                fields["lag_entries"] = .number(Double(view.lastLogIndex - min(progress.matchIndex, view.lastLogIndex)))
+                fields["last_contact_ms_ago"] =
+                    progress.lastContactMilliseconds.map { .number(Double(view.nowMilliseconds - $0)) } ?? .null
+            }
+            return .object(fields)
+        }
+        let problems = members.count > 1 ? clusterProblems(view, maxLag: maxLag) : []
+        return .object([
+            "node_id": .number(Double(view.nodeID)), "role": .string(view.role.rawValue), "term": .number(Double(view.term)),
+            "leader_id": view.leaderID.map { .number(Double($0)) } ?? .null,
+            "lease_remaining_ms": .number(Double(view.leaseRemainingMilliseconds)), "commit_index": .number(Double(view.commitIndex)),
+            "applied_index": .number(Double(view.appliedIndex)), "last_log_index": .number(Double(view.lastLogIndex)),
+            "snapshot_index": .number(Double(view.snapshotIndex)), "apply_lag_entries": .number(Double(view.applyLag)),
+            "in_contact_with_majority": .bool(view.hasQuorumContact), "voting": .bool(view.mayVote),
+            "peers": .array(peers), "ready": .bool(problems.isEmpty), "problems": .array(problems.map(JSONValue.string)),
+        ])
     }
 }
 

@@ -7,6 +7,7 @@ import RelayCore
 /// replicated). Guarded by `admin_token` when one is set.
 struct QueueRoutes: Sendable {
     let engine: RelayEngine
+    let commands: CommandRouter
     let adminToken: String?
     static let maxListLimit = 10_000
 
@@ -28,17 +29,25 @@ struct QueueRoutes: Sendable {
         queue.post("/retry") { request, context in
             var filter = try await request.decode(as: EventFilter.self, context: context)
             filter.states = [.dead]
-            guard case .retried(let count, let superseded) = try await engine.submit(.retryDead(filter)) else {
+            guard case .retried(let count, let superseded) = try await submit(.retryDead(filter)) else {
                 preconditionFailure("retryDead returned another result")
             }
             return try Self.encode(QueueCommandOutcome(retried: count, superseded: superseded))
         }
         queue.post("/purge") { request, context in
             let filter = try await request.decode(as: EventFilter.self, context: context)
-            guard case .purged(let count) = try await engine.submit(.purge(filter)) else {
+            guard case .purged(let count) = try await submit(.purge(filter)) else {
                 preconditionFailure("purge returned another result")
             }
             return try Self.encode(QueueCommandOutcome(purged: count))
+        }
+    }
+
+    private func submit(_ command: RelayCommand) async throws -> CommandResult {
+        do {
+            return try await commands.submit(command)
+        } catch {
+            throw HTTPError(.serviceUnavailable, message: "The command was not applied: \(IngestRoutes.explain(error))")
         }
     }
 

@@ -1,3 +1,4 @@
+import ClusterCore
 import DequeModule
 import Logging
 import RelayCore
@@ -8,124 +9,345 @@ public enum EngineError: Error, Sendable, Equatable {
     case storeFailed(String)
     /// The node is shutting down.
     case stopping
+    /// Only the leader appends; the caller hands the command to `leader` (nil: none known).
+    case notLeader(leader: NodeID?)
+    /// No leader became known within `leader_wait_milliseconds`.
+    case noLeader
+    /// The entry did not commit within `commit_timeout_milliseconds`, or leadership changed
+    /// before it did: it may or may not be applied later, so the client must retry (dedup makes
+    /// the retry harmless).
+    case outcomeUnknown(String)
+    /// The hop to the leader failed.
+    case peerFailed(String)
 }
 
-/// The I/O shell around the pure core. It batches client commands into one SQLite transaction
-/// (group commit), answers each only after that transaction is synced, and runs the deliveries
-/// the scheduler picks. An actor, so the state machine and scheduler are touched by one task at a
-/// time; the blocking fsync runs on the store's own thread.
+/// The I/O shell around the pure cores: it feeds the Raft node (`ClusterCore.RaftNode`) with
+/// client commands, peer messages and ticks, and carries out each `Ready` in the contract's
+/// order: one synced SQLite transaction, then messages, then answers. A single node is a cluster
+/// of one, so there is one code path. Concurrent requests share a log append and an fsync (group
+/// commit), and while a write is in flight the next one gathers.
+///
+/// Only the leader delivers, and only while its lease allows (`mayStartDelivery`): each outcome
+/// is itself a replicated command, so a new leader resumes where the old one stopped.
 public actor RelayEngine {
     private struct Proposal {
         let command: RelayCommand
+        let deadline: Int64
         let continuation: CheckedContinuation<Result<CommandResult, EngineError>, Never>
     }
 
-    private var machine: RelayStateMachine
-    private var scheduler: DeliveryScheduler
+    private struct Waiter {
+        let term: Term
+        let deadline: Int64
+        let continuation: CheckedContinuation<Result<CommandResult, EngineError>, Never>
+    }
+
+    private typealias Ready = RaftNode<RelayStateMachine>.Ready
+
+    private var raft: RaftNode<RelayStateMachine>
+    /// Exists only while this node leads with an own-term commit; rebuilt in each term.
+    private var scheduler: DeliveryScheduler?
+    private var schedulerTerm: Term = 0
     private let store: RelayStore
     private let upstream: UpstreamClient
     private let configuration: RelayConfiguration
     private let environment: NodeEnvironment
     private let logger: Logger
     let metrics: NodeMetrics
+    private var send: @Sendable ([Message<RelayStateMachine>]) -> Void = { _ in }
+
     private var proposals: Deque<Proposal> = []
-    /// The task writing batches, while there are proposals to write.
-    private var committer: Task<Void, Never>?
-    private var stopping = false
+    private var waiting: [LogIndex: Waiter] = [:]
+    private var readies: [Ready] = []
+    /// Store writes of applied entries not yet in a transaction: they can wait, because the
+    /// log they come from is durable and is replayed after a crash.
+    private var unwrittenApplied: (index: LogIndex, term: Term, mutations: [StoreMutation])?
+    /// The last index whose application the shell has seen (an installed snapshot counts).
+    private var appliedThrough: LogIndex
+    private var writer: Task<Void, Never>?
+    private var deliveriesStopped = false
     private var deliveries: [UInt64: Task<Void, Never>] = [:]
+    private var lastRole: Role = .follower
+    private var recovering: Bool
+    /// True until a fresh node of a cluster learns from its peers whether the cluster is new.
+    public private(set) var awaitingDiskDecision: Bool
     public private(set) var storeFailure: String?
 
     init(
-        contents: RelayStore.Contents, store: RelayStore, upstream: UpstreamClient, configuration: RelayConfiguration,
+        recovered: RelayStore.Recovered, store: RelayStore, upstream: UpstreamClient, configuration: RelayConfiguration,
         environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger
-    ) {
-        machine = RelayStateMachine(
-            limits: configuration.queue, events: contents.events, dedupEntries: contents.dedupEntries,
-            nextEventNumber: contents.nextEventNumber)
-        scheduler = DeliveryScheduler(maxInFlight: configuration.deliveryConcurrency)
-        for key in machine.keysWithPendingEvents { scheduler.keyChanged(key) }
+    ) throws(ConfigurationError) {
+        let members = try configuration.members
+        let clustered = members.count > 1
+        // A fresh node of a cluster may be a replacement whose old self voted: until its peers
+        // say the cluster is new, it behaves as one that lost its disk.
+        let awaitingDiskDecision = clustered && recovered.isFresh
+        let recovering = clustered && recovered.recovering
+        self.awaitingDiskDecision = awaitingDiskDecision
+        self.recovering = recovering
+        raft = RaftNode(
+            id: configuration.nodeID, members: members.map(\.id), timing: configuration.timing, initialMachine: recovered.machine,
+            durable: recovered.durable, lostDisk: recovering || awaitingDiskDecision, seed: UInt64.random(in: .min ... .max),
+            now: environment.monotonicMilliseconds(), snapshotThresholdEntries: configuration.snapshotThresholdEntries)
+        appliedThrough = raft.lastApplied
         self.store = store
         self.upstream = upstream
         self.configuration = configuration
         self.environment = environment
         self.metrics = metrics
         self.logger = logger
-        metrics.queueDepth(pending: machine.pendingCount, dead: machine.deadCount)
+        metrics.queueDepth(pending: raft.machine.pendingCount, dead: raft.machine.deadCount)
     }
 
-    // MARK: commands
+    /// Where outgoing peer messages go; set once at startup, before the first tick.
+    func connect(_ send: @escaping @Sendable ([Message<RelayStateMachine>]) -> Void) { self.send = send }
 
-    /// Applies a command and returns its result once its writes are synced to disk.
+    // MARK: inputs
+
+    /// Applies a command through the log and returns its result once it is committed (on a
+    /// majority of disks). Only the leader takes commands.
     public func submit(_ command: RelayCommand) async throws(EngineError) -> CommandResult {
         if let storeFailure { throw .storeFailed(storeFailure) }
+        guard raft.role == .leader else { throw .notLeader(leader: raft.leaderID) }
+        let deadline = environment.monotonicMilliseconds() + configuration.commitTimeoutMilliseconds
         let result = await withCheckedContinuation { continuation in
-            proposals.append(Proposal(command: command, continuation: continuation))
-            if committer == nil { committer = Task { await self.commitProposals() } }
+            proposals.append(Proposal(command: command, deadline: deadline, continuation: continuation))
+            kickWriter()
         }
         return try result.get()
     }
 
-    /// Group commit: every proposal that arrived while the previous transaction was syncing goes
-    /// into the next one, so one fsync serves many clients.
-    private func commitProposals() async {
-        while !proposals.isEmpty {
-            let batch = proposals.prefix(configuration.maxCommitBatchEvents)
-            proposals.removeFirst(batch.count)
-            var effects = RelayStateMachine.Effects()
-            let results = batch.map { machine.apply($0.command, effects: &effects) }
-            do {
-                try await store.commit(effects.mutations)
-            } catch {
-                fail(with: "store write failed: \(error)", pending: Array(batch))
-                break
+    func receive(_ messages: [Message<RelayStateMachine>]) {
+        let now = environment.monotonicMilliseconds()
+        for message in messages where message.to == raft.id {
+            enqueue(raft.receive(message, now: now))
+        }
+        roleMayHaveChanged()
+    }
+
+    /// Time passes: heartbeats, elections, expired waits, deliveries whose backoff ended.
+    /// Returns milliseconds until the scheduler next needs a look.
+    @discardableResult
+    func tick() -> Int64? {
+        let now = environment.monotonicMilliseconds()
+        enqueue(raft.tick(now: now))
+        roleMayHaveChanged()
+        expireWaits(now: now)
+        return startDeliveries()
+    }
+
+    // MARK: the Ready pipeline
+
+    private func enqueue(_ ready: Ready) {
+        guard ready.needsPersistence || !ready.messages.isEmpty || !ready.applied.isEmpty else { return }
+        readies.append(ready)
+        kickWriter()
+    }
+
+    private func kickWriter() {
+        if writer == nil && storeFailure == nil { writer = Task { await self.runWriter() } }
+    }
+
+    /// Carries out Readys in order. Durable parts of everything queued go into one transaction;
+    /// only after it is synced do their messages leave and their clients hear back.
+    private func runWriter() async {
+        while storeFailure == nil {
+            proposeQueued()
+            let batch = readies
+            readies = []
+            guard !batch.isEmpty || unwrittenApplied != nil else { break }
+            var steps: [RelayStore.Step] = []
+            var lastWritten: LogIndex?
+            for ready in batch where ready.needsPersistence || !ready.applied.isEmpty {
+                steps += self.steps(for: ready)
+                if let last = ready.entries.last?.index { lastWritten = max(lastWritten ?? 0, last) }
+                if let snapshot = ready.snapshot { lastWritten = max(lastWritten ?? 0, snapshot.index) }
             }
-            metrics.commit(batchSize: batch.count)
-            metrics.queueDepth(pending: machine.pendingCount, dead: machine.deadCount)
-            for (proposal, result) in zip(batch, results) { proposal.continuation.resume(returning: .success(result)) }
-            for key in effects.changedKeys { scheduler.keyChanged(key) }
+            let mustSync = batch.contains { $0.needsPersistence }
+            if mustSync || batch.isEmpty {
+                if let applied = unwrittenApplied {
+                    steps.insert(.applied(index: applied.index, term: applied.term, applied.mutations), at: 0)
+                    unwrittenApplied = nil
+                }
+                do {
+                    try await store.write(steps)
+                } catch {
+                    fail(with: "store write failed: \(error)")
+                    break
+                }
+                metrics.commit(batchSize: batch.reduce(0) { $0 + $1.entries.count })
+            } else {
+                // Nothing new to make durable: keep the applied writes for the next transaction.
+                stash(steps)
+            }
+            for ready in batch {
+                send(ready.messages)
+                answer(ready.applied)
+            }
+            if mustSync {
+                enqueue(raft.persisted(through: lastWritten ?? raft.durableIndex, now: environment.monotonicMilliseconds()))
+            }
+            roleMayHaveChanged()
+            metrics.queueDepth(pending: raft.machine.pendingCount, dead: raft.machine.deadCount)
             startDeliveries()
         }
-        committer = nil
+        writer = nil
+    }
+
+    private func proposeQueued() {
+        guard !proposals.isEmpty else { return }
+        let batch = proposals.prefix(configuration.maxCommitBatchEvents)
+        proposals.removeFirst(batch.count)
+        guard let (indexes, ready) = raft.propose(batch.map(\.command), now: environment.monotonicMilliseconds()) else {
+            for proposal in batch { proposal.continuation.resume(returning: .failure(.notLeader(leader: raft.leaderID))) }
+            return
+        }
+        for (proposal, index) in zip(batch, indexes) {
+            waiting[index] = Waiter(term: raft.term, deadline: proposal.deadline, continuation: proposal.continuation)
+        }
+        enqueue(ready)
+    }
+
+    /// One Ready's durable part as store steps, in the contract's order, with the store writes
+    /// of the entries it applies before any compaction that drops them from the log.
+    private func steps(for ready: Ready) -> [RelayStore.Step] {
+        var steps: [RelayStore.Step] = []
+        if let hardState = ready.hardState { steps.append(.hardState(hardState)) }
+        if let after = ready.truncateAfter { steps.append(.truncate(after: after)) }
+        if !ready.entries.isEmpty { steps.append(.entries(ready.entries)) }
+        if let last = ready.applied.last {
+            let mutations = ready.applied.flatMap { $0.result?.effects.mutations ?? [] }
+            steps.append(.applied(index: last.index, term: last.term, mutations))
+            appliedThrough = max(appliedThrough, last.index)
+        }
+        if let snapshot = ready.snapshot {
+            if snapshot.index > appliedThrough {
+                // From the leader: a whole new state, not one this node applied itself.
+                steps.append(.install(snapshot))
+                appliedThrough = snapshot.index
+                snapshotInstalled(at: snapshot.index)
+            } else {
+                steps.append(.compact(through: snapshot.index))
+            }
+        }
+        return steps
+    }
+
+    private func stash(_ steps: [RelayStore.Step]) {
+        for case .applied(let index, let term, let mutations) in steps {
+            unwrittenApplied = (index, term, (unwrittenApplied?.mutations ?? []) + mutations)
+        }
+    }
+
+    /// Hands results to the clients waiting for them, and tells the scheduler which keys moved.
+    private func answer(_ applied: [RaftNode<RelayStateMachine>.Applied]) {
+        for entry in applied {
+            if let waiter = waiting.removeValue(forKey: entry.index) {
+                if waiter.term == entry.term, let result = entry.result?.result {
+                    waiter.continuation.resume(returning: .success(result))
+                } else {
+                    waiter.continuation.resume(returning: .failure(.outcomeUnknown("leadership changed before the entry committed")))
+                }
+            }
+            for key in entry.result?.effects.changedKeys ?? [] { scheduler?.keyChanged(key) }
+        }
+    }
+
+    private func snapshotInstalled(at index: LogIndex) {
+        for (waitIndex, waiter) in waiting where waitIndex <= index {
+            waiting[waitIndex] = nil
+            waiter.continuation.resume(returning: .failure(.outcomeUnknown("a snapshot replaced the log before the entry was seen")))
+        }
+    }
+
+    private func expireWaits(now: Int64) {
+        for (index, waiter) in waiting where waiter.deadline <= now {
+            waiting[index] = nil
+            waiter.continuation.resume(
+                returning: .failure(.outcomeUnknown("not committed within \(configuration.commitTimeoutMilliseconds) ms")))
+        }
     }
 
     /// After a failed write the in-memory state is ahead of the disk. The node stops taking
     /// commands and delivering, and says so on `/healthz`, so a supervisor restarts it from disk.
-    private func fail(with reason: String, pending batch: [Proposal]) {
+    private func fail(with reason: String) {
         storeFailure = reason
         logger.critical("the store failed; refusing all further work until restarted", metadata: ["error": "\(reason)"])
-        for proposal in batch + proposals { proposal.continuation.resume(returning: .failure(.storeFailed(reason))) }
+        for proposal in proposals { proposal.continuation.resume(returning: .failure(.storeFailed(reason))) }
         proposals.removeAll()
+        for waiter in waiting.values { waiter.continuation.resume(returning: .failure(.storeFailed(reason))) }
+        waiting.removeAll()
+        stopDelivering()
+    }
+
+    // MARK: roles
+
+    private func roleMayHaveChanged() {
+        let role = raft.role
+        if role != lastRole {
+            logger.notice(
+                "role changed", metadata: ["from": "\(lastRole.rawValue)", "to": "\(role.rawValue)", "term": "\(raft.term)"])
+            metrics.role(role)
+            if lastRole == .leader {
+                stopDelivering()
+                for proposal in proposals { proposal.continuation.resume(returning: .failure(.notLeader(leader: raft.leaderID))) }
+                proposals.removeAll()
+            }
+            lastRole = role
+        }
+        if recovering && raft.mayVote {
+            recovering = false
+            logger.notice("caught up after an empty-disk start; voting again", metadata: ["applied": "\(raft.lastApplied)"])
+            Task { try? await store.write([.recovering(false)]) }
+        }
+    }
+
+    /// Ends this node's deliveries: a follower must not deliver, and the new leader will
+    /// re-deliver whatever had no recorded outcome.
+    private func stopDelivering() {
+        scheduler = nil
+        for task in deliveries.values { task.cancel() }
     }
 
     // MARK: deliveries
 
     /// Starts what the scheduler allows now; returns when it next needs to look again.
     @discardableResult
-    func startDeliveries() -> Int64? {
-        guard !stopping, storeFailure == nil else { return nil }
+    private func startDeliveries() -> Int64? {
         let now = environment.monotonicMilliseconds()
-        for event in scheduler.start(nowMilliseconds: now, head: { self.machine.head(of: $0) }) {
-            deliveries[event.number] = Task { await self.deliver(event) }
+        guard !deliveriesStopped, storeFailure == nil, raft.mayStartDelivery(now: now) else { return nil }
+        if scheduler == nil || schedulerTerm != raft.term {
+            // A new term: whatever the last leader left pending starts over, in key order.
+            var fresh = DeliveryScheduler(maxInFlight: configuration.deliveryConcurrency)
+            for key in raft.machine.keysWithPendingEvents { fresh.keyChanged(key) }
+            scheduler = fresh
+            schedulerTerm = raft.term
+            logger.info("delivering as leader", metadata: ["term": "\(raft.term)", "pending": "\(raft.machine.pendingCount)"])
         }
-        return scheduler.nextWakeMilliseconds.map { max($0 - now, 0) }
+        let machine = raft.machine
+        let term = raft.term
+        for event in scheduler!.start(nowMilliseconds: now, head: { machine.head(of: $0) }) {
+            deliveries[event.number] = Task { await self.deliver(event, term: term) }
+        }
+        return scheduler!.nextWakeMilliseconds.map { max($0 - now, 0) }
     }
 
-    private func deliver(_ event: QueuedEvent) async {
+    private func deliver(_ event: QueuedEvent, term: Term) async {
         defer { deliveries[event.number] = nil }
         let started = environment.monotonicMilliseconds()
-        let response = await upstream.send(event)
+        let response = await upstream.send(event, term: term)
         let finished = environment.monotonicMilliseconds()
         let verdict = UpstreamVerdict.classify(statusCode: response.statusCode, retryAfter: response.retryAfter)
         let outcome = verdict.outcome(attemptsBefore: event.attempts, policy: configuration.retry)
         let attempt = AttemptRecord(
             outcome: outcome, atMilliseconds: environment.wallClockMilliseconds(), durationMilliseconds: finished - started,
             statusCode: response.statusCode, detail: Self.detail(verdict, outcome, response, attempts: event.attempts + 1))
-        log(attempt, of: event)
+        log(attempt, of: event, term: term)
         metrics.attempt(
             outcome, statusCode: response.statusCode, latencyMilliseconds: attempt.atMilliseconds - event.receivedAtMilliseconds)
-        // The outcome is durable before the key's next event may start: after a crash the
-        // relay must never re-send this event behind a later one.
-        guard (try? await submit(.recordAttempt(eventNumber: event.number, attempt))) != nil else { return }
+        // The outcome is committed before the key's next event may start: after a crash or a
+        // failover the relay must never re-send this event behind a later one.
+        guard (try? await submit(.recordAttempt(eventNumber: event.number, attempt))) != nil, schedulerTerm == term else { return }
         var retryAt: Int64?
         var pauseRoutingKeyUntil: Int64?
         if outcome == .retry, case .retry(let retryAfter) = verdict {
@@ -134,7 +356,7 @@ public actor RelayEngine {
             retryAt = finished + backoff
             if response.statusCode == 429 { pauseRoutingKeyUntil = retryAt }
         }
-        scheduler.finished(event.key, retryAtMilliseconds: retryAt, pauseRoutingKeyUntilMilliseconds: pauseRoutingKeyUntil)
+        scheduler?.finished(event.key, retryAtMilliseconds: retryAt, pauseRoutingKeyUntilMilliseconds: pauseRoutingKeyUntil)
         startDeliveries()
     }
 
@@ -149,11 +371,11 @@ public actor RelayEngine {
         }
     }
 
-    private func log(_ attempt: AttemptRecord, of event: QueuedEvent) {
+    private func log(_ attempt: AttemptRecord, of event: QueuedEvent, term: Term) {
         let metadata: Logger.Metadata = [
             "event": "\(event.number)", "key": "\(event.key)", "action": "\(event.action.rawValue)",
             "attempt": "\(event.attempts + 1)", "status": "\(attempt.statusCode.map(String.init) ?? "none")",
-            "duration_ms": "\(attempt.durationMilliseconds)", "detail": "\(attempt.detail)",
+            "duration_ms": "\(attempt.durationMilliseconds)", "term": "\(term)", "detail": "\(attempt.detail)",
         ]
         switch attempt.outcome {
         case .delivered: logger.info("delivered", metadata: metadata)
@@ -162,17 +384,68 @@ public actor RelayEngine {
         }
     }
 
-    /// Stops starting deliveries and waits for those in flight (each bounded by the upstream
-    /// timeout) so their outcomes are recorded. What is left stays pending on disk.
+    // MARK: shutdown
+
+    /// Graceful shutdown: stop starting deliveries and wait for those in flight (each bounded by
+    /// the upstream timeout) so their outcomes are committed; then, if leading, hand leadership
+    /// to an up-to-date follower so the cluster does not wait out an election timeout. What is
+    /// left stays pending, on disk and on the other nodes.
     func drain() async {
-        stopping = true
-        while let task = deliveries.values.first { await task.value }
-        while let committer { await committer.value }
+        deliveriesStopped = true
+        // Each delivery ends by the upstream timeout; committing its outcome needs a majority,
+        // which may be gone (the last node of a cluster stopping): wait for that only so long.
+        let deliveriesDeadline =
+            environment.monotonicMilliseconds() + configuration.upstreamTimeoutMilliseconds + 2 * configuration.electionTimeoutMilliseconds
+        while !deliveries.isEmpty && environment.monotonicMilliseconds() < deliveriesDeadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if raft.role == .leader && raft.members.count > 1 {
+            let deadline = environment.monotonicMilliseconds() + 2 * configuration.electionTimeoutMilliseconds
+            while raft.role == .leader && environment.monotonicMilliseconds() < deadline {
+                await waitForWriter()
+                let (handedOver, ready) = raft.transferLeadership(now: environment.monotonicMilliseconds())
+                enqueue(ready)
+                roleMayHaveChanged()
+                if handedOver {
+                    logger.notice("handed leadership over for shutdown", metadata: ["term": "\(raft.term)"])
+                    break
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        await waitForWriter()
+    }
+
+    private func waitForWriter() async {
+        while let writer { await writer.value }
+    }
+
+    // MARK: disk decision for a fresh node
+
+    /// The cluster is new (enough peers are fresh too): this node's empty disk forgot nothing.
+    func diskDecided(clusterIsNew: Bool) async {
+        guard awaitingDiskDecision else { return }
+        awaitingDiskDecision = false
+        if clusterIsNew && raft.term == 0 && raft.lastLogIndex == 0 {
+            raft = RaftNode(
+                id: raft.id, members: raft.members, timing: raft.timing, initialMachine: raft.machine, durable: nil,
+                seed: UInt64.random(in: .min ... .max), now: environment.monotonicMilliseconds(),
+                snapshotThresholdEntries: configuration.snapshotThresholdEntries)
+            logger.notice("a new cluster: starting with an empty log")
+        } else {
+            recovering = true
+            logger.notice("this node's disk is empty but the cluster has history: not voting until caught up")
+        }
+        do {
+            try await store.write([.hardState(raft.hardState), .recovering(recovering)])
+        } catch {
+            fail(with: "store write failed: \(error)")
+        }
     }
 
     // MARK: queries
 
-    var queuedCount: Int { machine.queuedCount }
+    var queuedCount: Int { raft.machine.queuedCount }
 
     func probeStore() async -> String? {
         if let storeFailure { return storeFailure }
@@ -184,7 +457,36 @@ public actor RelayEngine {
         }
     }
 
+    struct ClusterView: Sendable {
+        let nodeID: NodeID
+        let role: Role
+        let term: Term
+        let leaderID: NodeID?
+        let leaseRemainingMilliseconds: Int64
+        let commitIndex: LogIndex
+        let appliedIndex: LogIndex
+        let lastLogIndex: LogIndex
+        let snapshotIndex: LogIndex
+        let applyLag: LogIndex
+        let hasQuorumContact: Bool
+        let mayVote: Bool
+        let awaitingDiskDecision: Bool
+        let peers: [RaftNode<RelayStateMachine>.PeerProgress]
+        let nowMilliseconds: Int64
+    }
+
+    func clusterView() -> ClusterView {
+        let now = environment.monotonicMilliseconds()
+        return ClusterView(
+            nodeID: raft.id, role: raft.role, term: raft.term, leaderID: raft.leaderID,
+            leaseRemainingMilliseconds: raft.leaseRemainingMilliseconds(now: now), commitIndex: raft.commitIndex,
+            appliedIndex: raft.lastApplied, lastLogIndex: raft.lastLogIndex, snapshotIndex: raft.snapshotIndex, applyLag: raft.applyLag,
+            hasQuorumContact: raft.hasQuorumContact(now: now), mayVote: raft.mayVote, awaitingDiskDecision: awaitingDiskDecision,
+            peers: raft.peerProgress, nowMilliseconds: now)
+    }
+
     func status() -> QueueStatus {
+        let machine = raft.machine
         var byRoutingKey: [String: QueueStatus.RoutingKeyCounts] = [:]
         for event in machine.events(matching: EventFilter(), limit: .max) {
             let masked = RoutingKeyMask.mask(event.key.routingKey)
@@ -193,13 +495,13 @@ public actor RelayEngine {
             byRoutingKey[masked] = counts
         }
         return QueueStatus(
-            pending: machine.pendingCount, dead: machine.deadCount, inFlight: scheduler.inFlightCount,
+            pending: machine.pendingCount, dead: machine.deadCount, inFlight: scheduler?.inFlightCount ?? 0,
             dedupKeys: machine.dedupKeyCount, maxQueuedEvents: configuration.queue.maxQueuedEvents,
             routingKeys: byRoutingKey.values.sorted { $0.routingKey < $1.routingKey })
     }
 
     func events(matching filter: EventFilter, limit: Int) -> [QueuedEvent] {
-        machine.events(matching: filter, limit: limit)
+        raft.machine.events(matching: filter, limit: limit)
     }
 
     func attempts(of eventNumber: UInt64) async throws -> [AttemptRecord] {

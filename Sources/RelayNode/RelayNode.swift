@@ -1,3 +1,4 @@
+import ClusterCore
 import Hummingbird
 import Logging
 import NIOCore
@@ -5,69 +6,147 @@ import RelayCore
 import RelayStore
 import ServiceLifecycle
 
-/// Assembles a node: store, engine, upstream client and HTTP routes, as one Hummingbird
-/// application whose services shut down in order on SIGTERM (HTTP first, then deliveries).
+/// Assembles a node: store, engine, upstream client, peer links and HTTP listeners, as services
+/// that shut down in order on SIGTERM: the client listener first, then the engine (deliveries
+/// finish, leadership is handed over), then the peer listener the handover needs.
 public enum RelayNode {
-    /// Builds the node. `onListening` receives the bound port (useful with `listen_port: 0`).
-    public static func makeApplication(
+    /// Builds the node's services, in start order. `onListening` receives the bound client port
+    /// (useful with `listen_port: 0`).
+    public static func makeServices(
         configuration: RelayConfiguration, environment: NodeEnvironment = .live, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) async throws -> some ApplicationProtocol {
+    ) async throws -> [any Service] {
         let store = try RelayStore(directory: configuration.dataDirectory)
-        let contents = try await store.load()
+        let recovered = try await store.recover(limits: configuration.queue)
         let upstream = try UpstreamClient(configuration: configuration)
         let metrics = NodeMetrics()
-        let engine = RelayEngine(
-            contents: contents, store: store, upstream: upstream, configuration: configuration, environment: environment,
+        let engine = try RelayEngine(
+            recovered: recovered, store: store, upstream: upstream, configuration: configuration, environment: environment,
             metrics: metrics, logger: logger)
+        let members = try configuration.members
+        let machine = recovered.machine
         logger.info(
             "store opened",
             metadata: [
-                "path": "\(store.path)", "pending": "\(contents.events.filter { $0.state == .pending }.count)",
-                "dead": "\(contents.events.filter { $0.state == .dead }.count)", "dedup_keys": "\(contents.dedupEntries.count)",
+                "path": "\(store.path)", "pending": "\(machine.pendingCount)", "dead": "\(machine.deadCount)",
+                "dedup_keys": "\(machine.dedupKeyCount)", "log_entries": "\(recovered.durable.entries.count)",
+                "term": "\(recovered.durable.hardState.term)",
             ])
 
+        var transport: PeerTransport?
+        var services: [any Service] = []
+        if let peerAddress = configuration.peerListenAddress {
+            let peers = try PeerTransport(configuration: configuration, environment: environment, metrics: metrics, logger: logger)
+            await engine.connect { peers.send($0) }
+            transport = peers
+            let router = Router()
+            router.add(middleware: JSONErrorMiddleware())
+            PeerRoutes(
+                engine: engine,
+                authenticator: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
+                limits: configuration.queue, environment: environment
+            ).register(on: router)
+            services.append(
+                Application(
+                    router: router,
+                    configuration: .init(address: .hostname(peerAddress.host, port: peerAddress.port), serverName: "pdrelay-peer"),
+                    onServerRunning: { channel in
+                        let port = channel.localAddress?.port ?? peerAddress.port
+                        logger.info(
+                            "peer listener up",
+                            metadata: ["peer_address": "\(peerAddress.host):\(port)", "node_id": "\(configuration.nodeID)"])
+                    },
+                    logger: logger))
+        }
+        services.append(EngineService(engine: engine, upstream: upstream, transport: transport, members: members, logger: logger))
+
+        let commands = CommandRouter(
+            engine: engine, transport: transport, selfID: configuration.nodeID,
+            leaderWaitMilliseconds: configuration.leaderWaitMilliseconds, environment: environment)
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         var limits = ValidationLimits.pagerDuty
         limits.maxEventBytes = configuration.maxEventBytes
-        IngestRoutes(engine: engine, environment: environment, limits: limits, metrics: metrics).register(on: router)
-        OperationsRoutes(engine: engine, metrics: metrics, queueHighWaterEvents: configuration.queueHighWaterEvents).register(on: router)
-        QueueRoutes(engine: engine, adminToken: configuration.adminToken).register(on: router)
-
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "pdrelay"),
-            services: [DeliveryService(engine: engine, upstream: upstream, logger: logger)],
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? configuration.listenPort
-                logger.info("listening", metadata: ["address": "\(configuration.listenHost):\(port)"])
-                await onListening(port)
-            },
-            logger: logger)
+        IngestRoutes(commands: commands, environment: environment, limits: limits, metrics: metrics).register(on: router)
+        OperationsRoutes(
+            engine: engine, metrics: metrics, queueHighWaterEvents: configuration.queueHighWaterEvents,
+            readinessMaxLagEntries: configuration.readinessMaxLagEntries, members: members
+        ).register(on: router)
+        QueueRoutes(engine: engine, commands: commands, adminToken: configuration.adminToken).register(on: router)
+        services.append(
+            Application(
+                router: router,
+                configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "pdrelay"),
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? configuration.listenPort
+                    logger.info("listening", metadata: ["address": "\(configuration.listenHost):\(port)"])
+                    await onListening(port)
+                },
+                logger: logger))
+        return services
     }
 }
 
-/// Wakes the engine when a backoff ends. New events and finished attempts start deliveries
-/// themselves; this loop only covers timers. On shutdown it lets in-flight attempts finish.
-struct DeliveryService: Service {
+/// Drives the engine's clock: ticks for heartbeats, elections and backoffs. At startup a fresh
+/// node of a cluster asks its peers whether the cluster is new; on shutdown the engine drains
+/// and hands leadership over before the peer links close.
+struct EngineService: Service {
     let engine: RelayEngine
     let upstream: UpstreamClient
+    let transport: PeerTransport?
+    let members: [ClusterMember]
     let logger: Logger
-    /// The longest the loop sleeps, so a backoff that ends earlier than the one it slept for
-    /// is at most this late.
-    static let maxSleepMilliseconds: Int64 = 50
+    /// The engine's clock resolution: election and backoff deadlines are at most this late.
+    static let tickMilliseconds: Int64 = 10
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
+        // The clock keeps ticking through the drain below: committing the last outcomes and
+        // handing leadership over need heartbeats and retransmissions.
+        let clock = Task {
             while !Task.isCancelled {
-                let wake = await engine.startDeliveries() ?? Self.maxSleepMilliseconds
-                try? await Task.sleep(for: .milliseconds(min(max(wake, 1), Self.maxSleepMilliseconds)))
+                await engine.tick()
+                try? await Task.sleep(for: .milliseconds(Self.tickMilliseconds))
             }
         }
+        let decision = Task { await decideDisk() }
+        try? await gracefulShutdown()
+        decision.cancel()
         logger.info("shutting down: waiting for deliveries in flight")
         await engine.drain()
+        await transport?.flush(timeoutMilliseconds: 1_000)
+        clock.cancel()
+        await clock.value
         try await upstream.shutdown()
-        logger.info("deliveries stopped; everything undelivered stays queued on disk")
+        try await transport?.shutdown()
+        logger.info("engine stopped; everything undelivered stays queued on disk and on the other nodes")
+    }
+
+    /// A fresh node trusts its empty disk only if a majority of the cluster (itself included)
+    /// is fresh too: then no election can have counted on a vote it forgot. If any peer has
+    /// history, the node is a replacement and will not vote until it has caught up.
+    private func decideDisk() async {
+        guard let transport, await engine.awaitingDiskDecision else { return }
+        let majority = members.count / 2 + 1
+        var announced = false
+        while !Task.isCancelled {
+            var fresh = 1
+            for peer in transport.peerIDs {
+                guard let status = await transport.status(of: peer) else { continue }
+                if !status.isFresh {
+                    await engine.diskDecided(clusterIsNew: false)
+                    return
+                }
+                fresh += 1
+            }
+            if fresh >= majority {
+                await engine.diskDecided(clusterIsNew: true)
+                return
+            }
+            if !announced {
+                logger.notice("fresh node: waiting for a majority of peers to answer before trusting an empty disk")
+                announced = true
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
     }
 }

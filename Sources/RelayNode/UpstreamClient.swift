@@ -40,11 +40,14 @@ final class UpstreamClient: Sendable {
         timeout = .milliseconds(configuration.upstreamTimeoutMilliseconds)
     }
 
-    func send(_ event: QueuedEvent) async -> UpstreamResponse {
+    /// Sends one event; `term` is the leadership term it is sent in, in a header so that a
+    /// recording upstream (the tests' mock) can check fencing. PagerDuty ignores it.
+    func send(_ event: QueuedEvent, term: UInt64) async -> UpstreamResponse {
         var request = HTTPClientRequest(url: baseURL + event.kind.upstreamPath)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "pdrelay/\(RelayVersion.current)")
+        request.headers.add(name: "X-PDRelay-Term", value: String(term))
         request.body = .bytes(ByteBuffer(bytes: event.body))
         do {
             let response = try await httpClient.execute(request, timeout: timeout)

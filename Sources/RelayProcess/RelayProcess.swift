@@ -75,4 +75,5 @@ public final class RelayProcess: @unchecked Sendable {
 
 public struct RelayProcessFailure: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }

@@ -18,12 +18,13 @@ public final class RelayStore: @unchecked Sendable {
     public static let fileName = "pdrelay.sqlite"
     /// Attempts kept per event for `pdrelay queue show`; older ones are dropped.
     public static let maxAttemptsKeptPerEvent = 50
-    static let schemaVersion: Int64 = 1
+    /// 2 added the replicated log (`raft_log`); a version-1 store opens as a log that starts after it.
+    static let schemaVersion: Int64 = 2
 
     public let path: String
     private let queue = DispatchQueue(label: "pdrelay.store")
-    private let connection: SQLiteConnection
-    private let statements: Statements
+    let connection: SQLiteConnection
+    let statements: Statements
 
     /// Opens (creating if needed) the store in `directory`, which is created with mode 0700
     /// because queued events carry routing keys.
@@ -99,13 +100,13 @@ public final class RelayStore: @unchecked Sendable {
 
     // MARK: on the store queue
 
-    private func run<T: Sendable>(_ body: @escaping @Sendable (RelayStore) throws -> T) async throws -> T {
+    func run<T: Sendable>(_ body: @escaping @Sendable (RelayStore) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body(self) }) }
         }
     }
 
-    private func transaction(_ body: () throws -> Void) throws {
+    func transaction(_ body: () throws -> Void) throws {
         try statements.begin.run()
         do {
             try body()
@@ -116,39 +117,42 @@ public final class RelayStore: @unchecked Sendable {
         }
     }
 
-    private func write(_ mutations: [StoreMutation]) throws {
-        let s = statements
+    func write(_ mutations: [StoreMutation]) throws {
         try transaction {
-            for mutation in mutations {
-                switch mutation {
-                case .putEvent(let event):
-                    try s.putEvent.run([
-                        .integer(Int64(event.number)), .text(event.kind.rawValue), .text(event.action.rawValue),
-                        .text(event.key.routingKey), .text(event.key.dedupKey), .blob(event.body), .blob(event.fingerprint),
-                        .integer(event.receivedAtMilliseconds), .text(event.state.rawValue), .integer(Int64(event.attempts)),
-                        event.lastError.map(SQLiteValue.text),
-                    ])
-                case .deleteEvent(let number):
-                    try s.deleteEvent.run([.integer(Int64(number))])
-                    try s.deleteAttempts.run([.integer(Int64(number))])
-                case .putDedup(let entry):
-                    try s.putDedup.run([
-                        .text(entry.key.routingKey), .text(entry.key.dedupKey), .integer(Int64(entry.lastNumber)),
-                        .text(entry.lastAction.rawValue), .blob(entry.lastFingerprint), .integer(entry.lastAcceptedAtMilliseconds),
-                        .integer(entry.keyWasAssigned ? 1 : 0),
-                    ])
-                case .deleteDedup(let key):
-                    try s.deleteDedup.run([.text(key.routingKey), .text(key.dedupKey)])
-                case .appendAttempt(let number, let attempt):
-                    try s.appendAttempt.run([
-                        .integer(Int64(number)), .integer(attempt.atMilliseconds), .integer(attempt.durationMilliseconds),
-                        attempt.statusCode.map { .integer(Int64($0)) }, .text(attempt.outcome.rawValue), .text(attempt.detail),
-                    ])
-                    try s.trimAttempts.run([.integer(Int64(number)), .integer(Int64(Self.maxAttemptsKeptPerEvent))])
-                case .setNextEventNumber(let next):
-                    try s.putMeta.run([.text("next_event_number"), .integer(Int64(next))])
-                }
-            }
+            for mutation in mutations { try apply(mutation) }
+        }
+    }
+
+    /// One mutation, inside the caller's transaction.
+    func apply(_ mutation: StoreMutation) throws {
+        let s = statements
+        switch mutation {
+        case .putEvent(let event):
+            try s.putEvent.run([
+                .integer(Int64(event.number)), .text(event.kind.rawValue), .text(event.action.rawValue),
+                .text(event.key.routingKey), .text(event.key.dedupKey), .blob(event.body), .blob(event.fingerprint),
+                .integer(event.receivedAtMilliseconds), .text(event.state.rawValue), .integer(Int64(event.attempts)),
+                event.lastError.map(SQLiteValue.text),
+            ])
+        case .deleteEvent(let number):
+            try s.deleteEvent.run([.integer(Int64(number))])
+            try s.deleteAttempts.run([.integer(Int64(number))])
+        case .putDedup(let entry):
+            try s.putDedup.run([
+                .text(entry.key.routingKey), .text(entry.key.dedupKey), .integer(Int64(entry.lastNumber)),
+                .text(entry.lastAction.rawValue), .blob(entry.lastFingerprint), .integer(entry.lastAcceptedAtMilliseconds),
+                .integer(entry.keyWasAssigned ? 1 : 0),
+            ])
+        case .deleteDedup(let key):
+            try s.deleteDedup.run([.text(key.routingKey), .text(key.dedupKey)])
+        case .appendAttempt(let number, let attempt):
+            try s.appendAttempt.run([
+                .integer(Int64(number)), .integer(attempt.atMilliseconds), .integer(attempt.durationMilliseconds),
+                attempt.statusCode.map { .integer(Int64($0)) }, .text(attempt.outcome.rawValue), .text(attempt.detail),
+            ])
+            try s.trimAttempts.run([.integer(Int64(number)), .integer(Int64(Self.maxAttemptsKeptPerEvent))])
+        case .setNextEventNumber(let next):
+            try s.putMeta.run([.text("next_event_number"), .integer(Int64(next))])
         }
     }
 
@@ -187,7 +191,9 @@ public final class RelayStore: @unchecked Sendable {
                 event_number INTEGER NOT NULL, at_ms INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
                 status_code INTEGER, outcome TEXT NOT NULL, detail TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_number);
+            CREATE TABLE IF NOT EXISTS raft_log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, command BLOB);
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', \(schemaVersion));
+            UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value = 1;
             """)
         let version = try connection.scalar("SELECT value FROM meta WHERE name = 'schema_version'") ?? 0
         guard version == schemaVersion else {
@@ -197,12 +203,13 @@ public final class RelayStore: @unchecked Sendable {
 }
 
 /// Statements prepared once and reused for every transaction.
-private struct Statements {
+struct Statements {
     let begin, commit, rollback: Statement
     let putEvent, deleteEvent, selectEvents: Statement
     let putDedup, deleteDedup, selectDedup: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
+    let putEntry, truncateLog, compactLog, termAt, selectEntries: Statement
 
     init(_ c: SQLiteConnection) throws {
         begin = try c.prepare("BEGIN IMMEDIATE")
@@ -222,5 +229,10 @@ private struct Statements {
         selectAttempts = try c.prepare(
             "SELECT at_ms, duration_ms, status_code, outcome, detail FROM attempts WHERE event_number = ? ORDER BY rowid")
         putMeta = try c.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
+        putEntry = try c.prepare("INSERT OR REPLACE INTO raft_log (idx, term, command) VALUES (?, ?, ?)")
+        truncateLog = try c.prepare("DELETE FROM raft_log WHERE idx > ?")
+        compactLog = try c.prepare("DELETE FROM raft_log WHERE idx <= ?")
+        termAt = try c.prepare("SELECT term FROM raft_log WHERE idx = ?")
+        selectEntries = try c.prepare("SELECT idx, term, command FROM raft_log WHERE idx > ? ORDER BY idx")
     }
 }

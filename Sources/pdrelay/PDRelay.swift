@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import RelayNode
+import ServiceLifecycle
 
 @main
 struct PDRelay: AsyncParsableCommand {
@@ -42,8 +43,8 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "pdrelay")
         logger.info("starting pdrelay \(RelayVersion.current)", metadata: ["settings": "\(configuration.summary)"])
-        let app = try await RelayNode.makeApplication(configuration: configuration, logger: logger)
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        let services = try await RelayNode.makeServices(configuration: configuration, logger: logger)
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         logger.info("stopped")
     }
 }

@@ -38,10 +38,10 @@ struct TestNode {
         // Retries and dead letters are what these tests provoke; only worse is worth printing.
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = try await RelayNode.makeApplication(configuration: configuration, environment: environment, logger: logger) {
+        let services = try await RelayNode.makeServices(configuration: configuration, environment: environment, logger: logger) {
             continuation.yield($0)
         }
-        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [], logger: logger)
         let running = Task { try await group.run() }
         var port = 0
         for await bound in ports {

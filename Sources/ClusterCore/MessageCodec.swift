@@ -1,0 +1,129 @@
+import RelayCore
+
+/// Peer messages of the relay's cluster in the compact binary encoding: a batch is a count, then
+/// each message. A snapshot carries the whole queue and dedup table; the receiver rebuilds the
+/// state machine with its own limits.
+public enum MessageCodec {
+    public typealias RelayMessage = Message<RelayStateMachine>
+
+    /// Largest batch a node sends or accepts in one request.
+    public static let maxBatchBytes = 64 * 1_024 * 1_024
+
+    public static func encode(_ messages: some Collection<RelayMessage>) -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 * messages.count)
+        writer.write(UInt64(messages.count))
+        for message in messages { write(message, to: &writer) }
+        return writer.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8], limits: RelayStateMachine.Limits) throws(DecodingFailure) -> [RelayMessage] {
+        var reader = ByteReader(bytes)
+        var messages: [RelayMessage] = []
+        for _ in 0..<(try reader.readCount()) { messages.append(try read(from: &reader, limits: limits)) }
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a batch") }
+        return messages
+    }
+
+    public static func write(_ entry: Entry<RelayCommand>, to writer: inout ByteWriter) {
+        writer.write(entry.term)
+        writer.write(entry.index)
+        writer.write(optional: entry.command) { $0.write($1) }
+    }
+
+    public static func readEntry(from reader: inout ByteReader) throws(DecodingFailure) -> Entry<RelayCommand> {
+        Entry(
+            term: try reader.readUInt64(), index: try reader.readUInt64(),
+            command: try reader.read { (reader) throws(DecodingFailure) in try reader.readCommand() })
+    }
+
+    private static func write(_ message: RelayMessage, to writer: inout ByteWriter) {
+        writer.write(message.from)
+        writer.write(message.to)
+        writer.write(message.term)
+        switch message.body {
+        case .preVoteRequest(let lastIndex, let lastTerm):
+            writer.write(UInt64(0))
+            writer.write(lastIndex)
+            writer.write(lastTerm)
+        case .preVoteResponse(let granted):
+            writer.write(UInt64(1))
+            writer.write(granted)
+        case .voteRequest(let lastIndex, let lastTerm, let transfer):
+            writer.write(UInt64(2))
+            writer.write(lastIndex)
+            writer.write(lastTerm)
+            writer.write(transfer)
+        case .voteResponse(let granted):
+            writer.write(UInt64(3))
+            writer.write(granted)
+        case .append(let prevIndex, let prevTerm, let entries, let leaderCommit, let round):
+            writer.write(UInt64(4))
+            writer.write(prevIndex)
+            writer.write(prevTerm)
+            writer.write(UInt64(entries.count))
+            for entry in entries { write(entry, to: &writer) }
+            writer.write(leaderCommit)
+            writer.write(round)
+        case .appendResponse(let success, let matchIndex, let round):
+            writer.write(UInt64(5))
+            writer.write(success)
+            writer.write(matchIndex)
+            writer.write(round)
+        case .installSnapshot(let snapshot, let round):
+            writer.write(UInt64(6))
+            writer.write(snapshot.index)
+            writer.write(snapshot.term)
+            let contents = snapshot.machine.contents
+            writer.write(contents.nextEventNumber)
+            writer.write(UInt64(contents.events.count))
+            for event in contents.events { writer.write(event) }
+            writer.write(UInt64(contents.dedupEntries.count))
+            for entry in contents.dedupEntries { writer.write(entry) }
+            writer.write(round)
+        case .snapshotResponse(let matchIndex, let round):
+            writer.write(UInt64(7))
+            writer.write(matchIndex)
+            writer.write(round)
+        case .timeoutNow:
+            writer.write(UInt64(8))
+        }
+    }
+
+    private static func read(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure) -> RelayMessage {
+        let from = try reader.readInt()
+        let to = try reader.readInt()
+        let term = try reader.readUInt64()
+        let body: RelayMessage.Body
+        switch try reader.readUInt64() {
+        case 0: body = .preVoteRequest(lastLogIndex: try reader.readUInt64(), lastLogTerm: try reader.readUInt64())
+        case 1: body = .preVoteResponse(granted: try reader.readBool())
+        case 2:
+            body = .voteRequest(
+                lastLogIndex: try reader.readUInt64(), lastLogTerm: try reader.readUInt64(), transfer: try reader.readBool())
+        case 3: body = .voteResponse(granted: try reader.readBool())
+        case 4:
+            let prevIndex = try reader.readUInt64()
+            let prevTerm = try reader.readUInt64()
+            var entries: [Entry<RelayCommand>] = []
+            for _ in 0..<(try reader.readCount()) { entries.append(try readEntry(from: &reader)) }
+            body = .append(
+                prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: try reader.readUInt64(),
+                round: try reader.readUInt64())
+        case 5: body = .appendResponse(success: try reader.readBool(), matchIndex: try reader.readUInt64(), round: try reader.readUInt64())
+        case 6:
+            let index = try reader.readUInt64()
+            let snapshotTerm = try reader.readUInt64()
+            let nextEventNumber = try reader.readUInt64()
+            var events: [QueuedEvent] = []
+            for _ in 0..<(try reader.readCount()) { events.append(try reader.readEvent()) }
+            var dedup: [DedupEntry] = []
+            for _ in 0..<(try reader.readCount()) { dedup.append(try reader.readDedupEntry()) }
+            let machine = RelayStateMachine(limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber)
+            body = .installSnapshot(Snapshot(index: index, term: snapshotTerm, machine: machine), round: try reader.readUInt64())
+        case 7: body = .snapshotResponse(matchIndex: try reader.readUInt64(), round: try reader.readUInt64())
+        case 8: body = .timeoutNow
+        case let tag: throw DecodingFailure("unknown message tag \(tag)")
+        }
+        return Message(from: from, to: to, term: term, body: body)
+    }
+}

@@ -1,0 +1,69 @@
+import ClusterCore
+import Hummingbird
+import RelayCore
+
+/// The peer listener's API. Every request is authenticated before its body is looked at.
+struct PeerRoutes: Sendable {
+    let engine: RelayEngine
+    let authenticator: PeerAuthenticator
+    let limits: RelayStateMachine.Limits
+    let environment: NodeEnvironment
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post(RouterPath(PeerWire.messagesPath)) { request, _ in
+            let (sender, body) = try await authenticate(request, path: PeerWire.messagesPath, upTo: MessageCodec.maxBatchBytes)
+            let messages: [Message<RelayStateMachine>]
+            do {
+                messages = try MessageCodec.decode(body, limits: limits)
+            } catch {
+                throw HTTPError(.badRequest, message: "unreadable message batch: \(error)")
+            }
+            guard messages.allSatisfy({ $0.from == sender }) else {
+                throw HTTPError(.forbidden, message: "node \(sender) sent messages in another node's name")
+            }
+            await engine.receive(messages)
+            return Response(status: .noContent)
+        }
+        router.post(RouterPath(PeerWire.forwardPath)) { request, _ in
+            let (_, body) = try await authenticate(request, path: PeerWire.forwardPath, upTo: PeerWire.maxForwardBytes)
+            let command: RelayCommand
+            do {
+                command = try RelayCommand(encoded: body)
+            } catch {
+                throw HTTPError(.badRequest, message: "unreadable command: \(error)")
+            }
+            let outcome: Result<CommandResult, EngineError>
+            do throws(EngineError) {
+                outcome = .success(try await engine.submit(command))
+            } catch {
+                outcome = .failure(error)
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: PeerWire.encode(outcome))))
+        }
+        router.post(RouterPath(PeerWire.statusPath)) { request, _ in
+            _ = try await authenticate(request, path: PeerWire.statusPath, upTo: 0)
+            let view = await engine.clusterView()
+            let status = PeerWire.Status(
+                term: view.term, awaitingDiskDecision: view.awaitingDiskDecision, recovering: !view.mayVote && !view.awaitingDiskDecision)
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: status.encoded)))
+        }
+    }
+
+    private func authenticate(_ request: Request, path: String, upTo limit: Int) async throws -> (NodeID, [UInt8]) {
+        let body: [UInt8]
+        do {
+            body = Array(try await request.body.collect(upTo: limit).readableBytesView)
+        } catch {
+            throw HTTPError(.contentTooLarge, message: "peer request larger than \(limit) bytes")
+        }
+        let verdict = authenticator.verify(
+            method: request.method.rawValue, path: path, node: request.headers[.init(PeerAuthenticator.nodeHeader)!],
+            timestamp: request.headers[.init(PeerAuthenticator.timestampHeader)!],
+            signature: request.headers[.init(PeerAuthenticator.signatureHeader)!], body: body,
+            nowMilliseconds: environment.wallClockMilliseconds())
+        switch verdict {
+        case .success(let sender): return (sender, body)
+        case .failure(let failure): throw HTTPError(.unauthorized, message: "peer authentication failed: \(failure)")
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import AsyncHTTPClient
+import ClusterCore
+import DequeModule
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RelayCore
+
+/// The client half of the peer links: persistent HTTP/1.1 connections (AsyncHTTPClient's pool)
+/// to every other node, signed requests, one outbox per peer.
+final class PeerTransport: Sendable {
+    private let client: HTTPClient
+    private let links: [NodeID: PeerLink]
+    private let urls: [NodeID: String]
+    private let selfID: NodeID
+    private let signer: PeerAuthenticator
+    private let environment: NodeEnvironment
+    private let forwardTimeoutMilliseconds: Int64
+
+    init(configuration: RelayConfiguration, environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger) throws {
+        let members = try configuration.members
+        var clientConfiguration = HTTPClient.Configuration(
+            // A refused or unroutable peer must not hold its outbox for long: Raft resends.
+            timeout: .init(connect: .milliseconds(configuration.heartbeatIntervalMilliseconds * 2)))
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        clientConfiguration.redirectConfiguration = .disallow
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        selfID = configuration.nodeID
+        signer = PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id)))
+        self.environment = environment
+        forwardTimeoutMilliseconds = configuration.leaderWaitMilliseconds
+        urls = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.url) })
+        var links: [NodeID: PeerLink] = [:]
+        for member in members where member.id != configuration.nodeID {
+            links[member.id] = PeerLink(
+                peer: member.id, requestTimeoutMilliseconds: max(2_000, 2 * configuration.electionTimeoutMilliseconds), metrics: metrics,
+                logger: logger)
+        }
+        self.links = links
+        for link in links.values { link.transport = self }
+    }
+
+    /// Queues messages for their peers; returns at once. Lost messages are resent by the protocol.
+    func send(_ messages: [Message<RelayStateMachine>]) {
+        guard !messages.isEmpty else { return }
+        var byPeer: [NodeID: [Message<RelayStateMachine>]] = [:]
+        for message in messages { byPeer[message.to, default: []].append(message) }
+        for (peer, batch) in byPeer { links[peer]?.enqueue(batch) }
+    }
+
+    /// Hands a client command to the leader and returns the leader's answer.
+    func forward(_ command: RelayCommand, to leader: NodeID) async throws(EngineError) -> CommandResult {
+        let answer: [UInt8]
+        do {
+            answer = try await post(
+                PeerWire.forwardPath, body: command.encoded, to: leader, timeoutMilliseconds: forwardTimeoutMilliseconds)
+        } catch {
+            throw .peerFailed("forwarding to node \(leader) failed: \(error)")
+        }
+        let outcome: Result<CommandResult, EngineError>
+        do {
+            outcome = try PeerWire.decodeOutcome(answer)
+        } catch {
+            throw .peerFailed("node \(leader) answered something unreadable: \(error)")
+        }
+        return try outcome.get()
+    }
+
+    func status(of peer: NodeID) async -> PeerWire.Status? {
+        guard let answer = try? await post(PeerWire.statusPath, body: [], to: peer, timeoutMilliseconds: 1_000) else { return nil }
+        return try? PeerWire.Status(encoded: answer)
+    }
+
+    var peerIDs: [NodeID] { links.keys.sorted() }
+
+    /// Waits (bounded) for the outboxes to empty: the last messages of a shutdown, such as a
+    /// leadership handover, should leave before the process does.
+    func flush(timeoutMilliseconds: Int64) async {
+        let deadline = environment.monotonicMilliseconds() + timeoutMilliseconds
+        while links.values.contains(where: { !$0.isIdle }) && environment.monotonicMilliseconds() < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    /// A signed POST; the answer's body on 2xx, an error otherwise.
+    func post(_ path: String, body: [UInt8], to peer: NodeID, timeoutMilliseconds: Int64) async throws -> [UInt8] {
+        guard let base = urls[peer] else { throw PeerRequestFailure("no such peer \(peer)") }
+        let timestamp = environment.wallClockMilliseconds()
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        request.headers.add(name: PeerAuthenticator.nodeHeader, value: String(selfID))
+        request.headers.add(name: PeerAuthenticator.timestampHeader, value: String(timestamp))
+        request.headers.add(
+            name: PeerAuthenticator.signatureHeader,
+            value: signer.signature(method: "POST", path: path, node: selfID, timestamp: timestamp, body: body))
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await client.execute(request, timeout: .milliseconds(timeoutMilliseconds))
+        let answer = try await response.body.collect(upTo: MessageCodec.maxBatchBytes)
+        guard (200..<300).contains(response.status.code) else {
+            throw PeerRequestFailure("HTTP \(response.status.code): \(String(buffer: answer).prefix(200))")
+        }
+        return Array(answer.readableBytesView)
+    }
+}
+
+struct PeerRequestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One peer's outbox. A single request is in flight per peer, so messages arrive in order and
+/// whatever queued meanwhile goes out as the next batch. The outbox is bounded: when a peer is
+/// unreachable the oldest messages are dropped, which the protocol tolerates.
+final class PeerLink: Sendable {
+    static let maxOutboxMessages = 10_000
+    static let maxBatchMessages = 1_024
+    /// A batch stops growing past this many bytes of entries (a single message may exceed it).
+    static let batchByteBudget = 4 * 1_024 * 1_024
+
+    private struct State {
+        var outbox: Deque<Message<RelayStateMachine>> = []
+        var sending = false
+        var transport: PeerTransport?
+        var failures = 0
+    }
+
+    let peer: NodeID
+    private let requestTimeoutMilliseconds: Int64
+    private let metrics: NodeMetrics
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    init(peer: NodeID, requestTimeoutMilliseconds: Int64, metrics: NodeMetrics, logger: Logger) {
+        self.peer = peer
+        self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Set once, right after the transport is built (the two refer to each other).
+    var transport: PeerTransport? {
+        get { state.withLockedValue { $0.transport } }
+        set { state.withLockedValue { $0.transport = newValue } }
+    }
+
+    var isIdle: Bool { state.withLockedValue { $0.outbox.isEmpty && !$0.sending } }
+
+    func enqueue(_ messages: [Message<RelayStateMachine>]) {
+        let (start, dropped) = state.withLockedValue { state -> (Bool, Int) in
+            state.outbox.append(contentsOf: messages)
+            let dropped = max(0, state.outbox.count - Self.maxOutboxMessages)
+            state.outbox.removeFirst(dropped)
+            defer { state.sending = true }
+            return (!state.sending, dropped)
+        }
+        if dropped > 0 { metrics.peerMessages(dropped, peer: peer, result: "dropped") }
+        if start { Task { await self.drain() } }
+    }
+
+    private func drain() async {
+        while let (batch, transport) = nextBatch() {
+            do {
+                _ = try await transport.post(
+                    PeerWire.messagesPath, body: MessageCodec.encode(batch), to: peer, timeoutMilliseconds: requestTimeoutMilliseconds)
+                metrics.peerMessages(batch.count, peer: peer, result: "sent")
+                let recovered = state.withLockedValue { state in
+                    defer { state.failures = 0 }
+                    return state.failures > 0
+                }
+                if recovered { logger.notice("peer reachable again", metadata: ["peer": "\(peer)"]) }
+            } catch {
+                metrics.peerMessages(batch.count, peer: peer, result: "failed")
+                let failures = state.withLockedValue { state in
+                    state.failures += 1
+                    return state.failures
+                }
+                if failures == 1 { logger.warning("peer unreachable", metadata: ["peer": "\(peer)", "error": "\(error)"]) }
+                // The messages are dropped: by the time the peer is back, newer ones say more.
+                try? await Task.sleep(for: .milliseconds(min(20 * Int64(failures), 200)))
+            }
+        }
+    }
+
+    private func nextBatch() -> ([Message<RelayStateMachine>], PeerTransport)? {
+        state.withLockedValue { state in
+            guard !state.outbox.isEmpty, let transport = state.transport else {
+                state.sending = false
+                return nil
+            }
+            var batch: [Message<RelayStateMachine>] = []
+            var bytes = 0
+            while let message = state.outbox.first, batch.count < Self.maxBatchMessages, batch.isEmpty || bytes < Self.batchByteBudget {
+                state.outbox.removeFirst()
+                batch.append(message)
+                bytes += Self.estimatedBytes(message)
+            }
+            return (batch, transport)
+        }
+    }
+
+    private static func estimatedBytes(_ message: Message<RelayStateMachine>) -> Int {
+        switch message.body {
+        case .append(_, _, let entries, _, _):
+            return entries.reduce(64) { total, entry in
+                if case .accept(let acceptance) = entry.command { return total + acceptance.body.count + 64 }
+                return total + 64
+            }
+        case .installSnapshot: return batchByteBudget
+        default: return 64
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import ClusterCore
+import RelayCore
+
+/// The replicated log's half of the store: the term, the vote, the log entries, and the applied
+/// state. The queue and dedup tables hold the state machine at `applied_index`, so they double
+/// as the snapshot: a restart rebuilds the machine from them and replays the entries after it.
+extension RelayStore {
+    /// One durable change, in the order the core's `Ready` contract lists them. A batch of
+    /// steps is written in one synced transaction.
+    public enum Step: Sendable {
+        case hardState(HardState)
+        case truncate(after: LogIndex)
+        case entries([Entry<RelayCommand>])
+        /// The store writes of applied entries, through `index` of `term`.
+        case applied(index: LogIndex, term: Term, [StoreMutation])
+        /// A snapshot received from the leader replaces the whole state.
+        case install(Snapshot<RelayStateMachine>)
+        /// Entries up to here are applied and in the tables: the log no longer needs them.
+        case compact(through: LogIndex)
+        /// Set while a node that lost its disk catches up; it must not vote meanwhile.
+        case recovering(Bool)
+    }
+
+    /// What a node restarts from.
+    public struct Recovered: Sendable {
+        public let durable: DurableState<RelayStateMachine>
+        /// The machine at `durable.snapshot` (or the empty one at index 0), for the core's init.
+        public let machine: RelayStateMachine
+        public let recovering: Bool
+        /// True when the store had never been written by the replicated log: a brand-new node.
+        public let isFresh: Bool
+    }
+
+    public func recover(limits: RelayStateMachine.Limits) async throws -> Recovered {
+        let contents = try await load()
+        return try await run { store in
+            let c = store.connection
+            let meta = { (name: String) throws -> Int64? in try c.scalar("SELECT value FROM meta WHERE name = '\(name)'") }
+            let appliedIndex = LogIndex(try meta("applied_index") ?? 0)
+            let appliedTerm = Term(try meta("applied_term") ?? 0)
+            let votedFor = try meta("raft_voted_for")
+            let hardState = HardState(term: Term(try meta("raft_term") ?? 0), votedFor: votedFor.flatMap { $0 < 0 ? nil : Int($0) })
+            let select = store.statements.selectEntries
+            select.bind([.integer(Int64(appliedIndex))])
+            var entries: [Entry<RelayCommand>] = []
+            while try select.step() {
+                let blob = select.optionalInt64(2) == nil ? nil : select.blob(2)
+                entries.append(
+                    Entry(term: Term(select.int64(1)), index: LogIndex(select.int64(0)), command: try blob.map(RelayCommand.init(encoded:)))
+                )
+            }
+            let machine = RelayStateMachine(
+                limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber)
+            let snapshot = appliedIndex > 0 ? Snapshot(index: appliedIndex, term: appliedTerm, machine: machine) : nil
+            return Recovered(
+                durable: DurableState(hardState: hardState, snapshot: snapshot, entries: entries), machine: machine,
+                recovering: try meta("cluster_recovering") == 1, isFresh: try meta("raft_term") == nil)
+        }
+    }
+
+    /// Writes the steps in order, in one transaction, synced before this returns.
+    public func write(_ steps: [Step]) async throws {
+        guard !steps.isEmpty else { return }
+        try await run { store in
+            try store.transaction {
+                for step in steps { try store.apply(step) }
+            }
+        }
+    }
+
+    private func apply(_ step: Step) throws {
+        let s = statements
+        switch step {
+        case .hardState(let hardState):
+            try s.putMeta.run([.text("raft_term"), .integer(Int64(hardState.term))])
+            try s.putMeta.run([.text("raft_voted_for"), .integer(Int64(hardState.votedFor ?? -1))])
+        case .truncate(let after):
+            try s.truncateLog.run([.integer(Int64(after))])
+        case .entries(let entries):
+            for entry in entries {
+                try s.putEntry.run([.integer(Int64(entry.index)), .integer(Int64(entry.term)), entry.command.map { .blob($0.encoded) }])
+            }
+        case .applied(let index, let term, let mutations):
+            for mutation in mutations { try apply(mutation) }
+            try s.putMeta.run([.text("applied_index"), .integer(Int64(index))])
+            try s.putMeta.run([.text("applied_term"), .integer(Int64(term))])
+        case .install(let snapshot):
+            try connection.execute("DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts;")
+            let contents = snapshot.machine.contents
+            for event in contents.events { try apply(.putEvent(event)) }
+            for entry in contents.dedupEntries { try apply(.putDedup(entry)) }
+            try apply(.setNextEventNumber(contents.nextEventNumber))
+            try s.putMeta.run([.text("applied_index"), .integer(Int64(snapshot.index))])
+            try s.putMeta.run([.text("applied_term"), .integer(Int64(snapshot.term))])
+            s.termAt.bind([.integer(Int64(snapshot.index))])
+            let agrees = try s.termAt.step() && Term(s.termAt.int64(0)) == snapshot.term
+            try (agrees ? s.compactLog : s.truncateLog).run([.integer(agrees ? Int64(snapshot.index) : -1)])
+        case .compact(let index):
+            try s.compactLog.run([.integer(Int64(index))])
+        case .recovering(let recovering):
+            try s.putMeta.run([.text("cluster_recovering"), .integer(recovering ? 1 : 0)])
+        }
+    }
+}
