@@ -123,8 +123,9 @@ let package = Package(
         .executableTarget(
             name: "pdrelay-loadtest",
             dependencies: [
-                "MockPagerDuty", "RelayProcess",
+                "MockPagerDuty", "RelayProcess", "ClusterHarness", "RelayClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -133,9 +134,9 @@ let package = Package(
         ),
         .target(name: "RelayTestSupport", path: "Tests/RelayTestSupport"),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"]),
-        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore"]),
+        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore", "RelayCore"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator"]),
-        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "RelayTestSupport"]),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayTestSupport"]),
         .testTarget(
             name: "RelayNodeTests",
             dependencies: [

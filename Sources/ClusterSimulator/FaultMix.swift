@@ -12,6 +12,8 @@ public struct FaultMix: Sendable, CustomStringConvertible {
     public var crashesPerSecond: Double
     public var pausesPerSecond: Double
     public var partitionsPerSecond: Double
+    /// Graceful shutdowns (SIGTERM: drain, hand leadership over, exit) followed by a restart.
+    public var handOversPerSecond: Double
     /// Share of crashes that come back on an empty disk.
     public var diskLossShare: Double
     /// The drift bound the nodes are configured with. Clock rates are drawn from
@@ -53,7 +55,8 @@ public struct FaultMix: Sendable, CustomStringConvertible {
         if random.next() % 4 == 0 {
             return FaultMix(
                 nodeCount: 3, dropProbability: 0, duplicateProbability: 0, maxNetworkDelayMilliseconds: 2, crashesPerSecond: 0,
-                pausesPerSecond: 0.3, partitionsPerSecond: 1.5, diskLossShare: 0, clockDrift: 0.19, clocksAtTheBound: true,
+                pausesPerSecond: 0.3, partitionsPerSecond: 1.5, handOversPerSecond: 0, diskLossShare: 0, clockDrift: 0.19,
+                clocksAtTheBound: true,
                 crashAfterVoteShare: 0, clientRequestsPerSecond: 2, upstream: .healthy, focus: .clocks)
         }
         return FaultMix(
@@ -61,7 +64,7 @@ public struct FaultMix: Sendable, CustomStringConvertible {
             dropProbability: chance(0.2), duplicateProbability: chance(0.1),
             maxNetworkDelayMilliseconds: 1 + Int64(random.next() % [3, 30, 100][Int(random.next() % 3)]),
             crashesPerSecond: chance(1.0), pausesPerSecond: chance(0.5), partitionsPerSecond: chance(0.8),
-            diskLossShare: chance(0.5), clockDrift: [0.01, 0.05, 0.1, 0.19][Int(random.next() % 4)],
+            handOversPerSecond: chance(0.8), diskLossShare: chance(0.5), clockDrift: [0.01, 0.05, 0.1, 0.19][Int(random.next() % 4)],
             clocksAtTheBound: random.next() % 2 == 0, crashAfterVoteShare: chance(0.5),
             clientRequestsPerSecond: 2 + Int(random.next() % 30),
             upstream: UpstreamMix(
@@ -73,6 +76,6 @@ public struct FaultMix: Sendable, CustomStringConvertible {
     public var description: String {
         func percent(_ value: Double) -> String { "\(Int((value * 100).rounded()))%" }
         return
-            "focus=\(focus.rawValue) nodes=\(nodeCount) drop=\(percent(dropProbability)) dup=\(percent(duplicateProbability)) delay≤\(maxNetworkDelayMilliseconds)ms drift=\(percent(clockDrift))\(clocksAtTheBound ? " at the bound" : "") crash/s=\(crashesPerSecond) pause/s=\(pausesPerSecond) partition/s=\(partitionsPerSecond) diskloss=\(percent(diskLossShare)) crash-after-vote=\(percent(crashAfterVoteShare)) clients/s=\(clientRequestsPerSecond) upstream: 400=\(percent(upstream.rejectShare)) 429=\(percent(upstream.throttleShare)) 5xx=\(percent(upstream.serverErrorShare)) slow=\(percent(upstream.slowShare)) hang=\(percent(upstream.hangShare))"
+            "focus=\(focus.rawValue) nodes=\(nodeCount) drop=\(percent(dropProbability)) dup=\(percent(duplicateProbability)) delay≤\(maxNetworkDelayMilliseconds)ms drift=\(percent(clockDrift))\(clocksAtTheBound ? " at the bound" : "") crash/s=\(crashesPerSecond) pause/s=\(pausesPerSecond) partition/s=\(partitionsPerSecond) handover/s=\(handOversPerSecond) diskloss=\(percent(diskLossShare)) crash-after-vote=\(percent(crashAfterVoteShare)) clients/s=\(clientRequestsPerSecond) upstream: 400=\(percent(upstream.rejectShare)) 429=\(percent(upstream.throttleShare)) 5xx=\(percent(upstream.serverErrorShare)) slow=\(percent(upstream.slowShare)) hang=\(percent(upstream.hangShare))"
     }
 }

@@ -50,6 +50,10 @@ public struct Simulation {
         /// Lost its disk and has not caught up yet; survives further crashes, as a marker file
         /// in the node's new store would.
         var recovering = false
+        /// Shutting down gracefully: starts no deliveries, then hands leadership over.
+        var draining = false
+        /// Upstream requests of this incarnation not yet answered or timed out.
+        var upstreamInFlight = 0
     }
 
     enum Event {
@@ -63,6 +67,9 @@ public struct Simulation {
         case resume(NodeID)
         case partition(Int)
         case healPartition(Int)
+        /// A graceful shutdown (SIGTERM) of a node, leader or not, restarted soon after.
+        case handOver(NodeID)
+        case continueHandOver(NodeID, incarnation: Int, deadline: Int64)
         case client(request: Int)
         case upstreamArrival(Delivery)
         case deliveryOutcome(Delivery, verdict: UpstreamVerdict)
@@ -207,6 +214,9 @@ public struct Simulation {
             // Longer than the lease: the node's belief must expire by its own clock.
             schedule(at: at, .pause(node, milliseconds: timing.minimumElectionTimeoutMilliseconds * 2 + Int64(random.next() % 1_000)))
         }
+        for _ in 0..<count(mix.handOversPerSecond) {
+            schedule(at: Int64(random.next() % UInt64(options.faultPhaseMilliseconds)), .handOver(pickTarget()))
+        }
         for index in 0..<count(mix.partitionsPerSecond) {
             let at = Int64(random.next() % UInt64(options.faultPhaseMilliseconds))
             partitionPlans[index] = (isolated: pickTarget(), oneWay: random.next() % 3 == 0)
@@ -303,11 +313,43 @@ public struct Simulation {
         case .healPartition(let index):
             partitions[index] = nil
             blocked = partitions.values.reduce(into: []) { $0.formUnion($1) }
+        case .handOver(let target):
+            guard !healed, let id = target == 0 ? currentLeader() : target, isRunning(id), !nodes[id - 1].draining else { return }
+            note("node \(id) shuts down gracefully")
+            nodes[id - 1].draining = true
+            // As the engine's drain: wait out the requests in flight (each ends by the upstream
+            // timeout, on the node's clock), then hand over.
+            let deadline = now + timing.upstreamTimeoutMilliseconds * 2 + 2 * timing.minimumElectionTimeoutMilliseconds
+            schedule(at: now + 1, .continueHandOver(id, incarnation: nodes[id - 1].incarnation, deadline: deadline))
+        case .continueHandOver(let id, let incarnation, let deadline):
+            guard nodes[id - 1].incarnation == incarnation, nodes[id - 1].raft != nil else { return }
+            if let until = nodes[id - 1].pausedUntil {
+                schedule(at: until, .continueHandOver(id, incarnation: incarnation, deadline: deadline))
+                return
+            }
+            if nodes[id - 1].upstreamInFlight > 0 {
+                precondition(now < deadline, "node \(id) still has upstream requests after their timeout")
+                schedule(at: now + 5, .continueHandOver(id, incarnation: incarnation, deadline: deadline))
+                return
+            }
+            if nodes[id - 1].raft!.role == .leader && now < deadline {
+                let (handedOver, ready) = nodes[id - 1].raft!.transferLeadership(now: localTime(id))
+                process(id, ready)
+                if !handedOver {
+                    schedule(at: now + 5, .continueHandOver(id, incarnation: incarnation, deadline: deadline))
+                    return
+                }
+                note("node \(id) handed leadership over")
+            }
+            // The process exits and is started again, from its disk.
+            schedule(at: now + 1, .crash(id))
+            schedule(at: now + 100 + Int64(random.next() % 1_000), .restart(id, lostDisk: false))
         case .client(let index):
             sendClientRequest(index)
         case .upstreamArrival(let delivery):
             upstreamReceives(delivery)
         case .deliveryOutcome(let delivery, let verdict):
+            if nodes[delivery.node - 1].incarnation == delivery.incarnation { nodes[delivery.node - 1].upstreamInFlight -= 1 }
             deliveryFinished(delivery, verdict: verdict)
         case .heal:
             heal()
@@ -329,6 +371,8 @@ public struct Simulation {
     }
 
     mutating func resetLeaderState(_ id: NodeID) {
+        nodes[id - 1].draining = false
+        nodes[id - 1].upstreamInFlight = 0
         nodes[id - 1].ledTerm = nil
         nodes[id - 1].clientTokens = [:]
         nodes[id - 1].pendingOutcomes = [:]
@@ -470,7 +514,7 @@ public struct Simulation {
     // MARK: deliveries and the upstream
 
     mutating func startDeliveries(_ id: NodeID) {
-        guard isRunning(id), let raft = nodes[id - 1].raft, nodes[id - 1].ledTerm == raft.term,
+        guard isRunning(id), !nodes[id - 1].draining, let raft = nodes[id - 1].raft, nodes[id - 1].ledTerm == raft.term,
             raft.mayStartDelivery(now: localTime(id))
         else { return }
         let started = nodes[id - 1].scheduler.start(nowMilliseconds: localTime(id)) { raft.machine.head(of: $0) }
@@ -480,6 +524,7 @@ public struct Simulation {
             let delivery = Delivery(
                 node: id, incarnation: nodes[id - 1].incarnation, term: raft.term, event: event, sentAtReal: now,
                 deadlineReal: now + timeoutReal)
+            nodes[id - 1].upstreamInFlight += 1
             schedule(at: now + 1 + Int64(random.next() % 5), .upstreamArrival(delivery))
         }
     }

@@ -51,6 +51,11 @@ public final class RelayClient: Sendable {
         try await execute(HTTPClientRequest(url: baseURL + path))
     }
 
+    /// A GET to another base URL over this client's connections (probing several nodes).
+    public func get(_ otherBaseURL: String, path: String) async throws -> RelayResponse {
+        try await execute(HTTPClientRequest(url: otherBaseURL + path))
+    }
+
     private func execute(_ request: HTTPClientRequest) async throws -> RelayResponse {
         var request = request
         request.headers.add(name: "User-Agent", value: "pdrelay-client")

@@ -59,8 +59,10 @@ public final class RelayProcess: @unchecked Sendable {
     }
 
     /// User plus system CPU time so far, from /proc.
-    public func cpuSeconds() -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+    public func cpuSeconds() -> Double? { Self.cpuSeconds(pid: process.processIdentifier) }
+
+    public static func cpuSeconds(pid: pid_t) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")

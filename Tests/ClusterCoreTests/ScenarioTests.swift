@@ -195,4 +195,69 @@ import Testing
         }
         #expect(throws: Never.self) { try ClusterTiming().validate() }
     }
+
+    @Test func aLeaderHandsOverToACaughtUpFollowerWhoWinsAtOnceDespiteTheLease() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let first = try #require(cluster.leader)
+        _ = cluster.propose([1, 2], at: first)
+        cluster.run(20)
+        let before = cluster.now
+        var handedOver = false
+        while !handedOver {
+            let (done, ready) = cluster.nodes[first]!.transferLeadership(now: cluster.local(first))
+            cluster.handle(first, ready)
+            handedOver = done
+            if !done { cluster.run(1) }
+        }
+        // The old leader gave up its lease the moment it handed over.
+        #expect(cluster.nodes[first]!.role == .follower)
+        #expect(cluster.nodes[first]!.leaseRemainingMilliseconds(now: cluster.local(first)) == 0)
+        #expect(!cluster.nodes[first]!.mayStartDelivery(now: cluster.local(first)))
+        // The target campaigns without waiting out an election timeout, and the third node votes
+        // for it although it heard from the old leader within its lease.
+        cluster.run(50)
+        let second = try #require(cluster.leader)
+        #expect(second != first)
+        #expect(cluster.now - before < cluster.timing.minimumElectionTimeoutMilliseconds / 4)
+        _ = cluster.propose([3], at: second)
+        cluster.run(100)
+        for id in cluster.members { #expect(cluster.nodes[id]!.machine.applied == [1, 2, 3]) }
+        #expect(cluster.leaseHolders == [second])
+    }
+
+    @Test func aTransferWaitsForAFollowerToHaveTheWholeLog() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let others = cluster.members.filter { $0 != leader }
+        // Nobody can hear the leader: no follower has the new entry, so no handover yet.
+        cluster.isolate(leader)
+        _ = cluster.propose([7], at: leader)
+        let (handedOver, ready) = cluster.nodes[leader]!.transferLeadership(now: cluster.local(leader))
+        cluster.handle(leader, ready)
+        #expect(!handedOver)
+        #expect(cluster.nodes[leader]!.role == .leader)
+        #expect(
+            cluster.network.allSatisfy { message in
+                if case .timeoutNow = message.body { return false }
+                return true
+            })
+        #expect(others.allSatisfy { cluster.nodes[$0]!.role == .follower })
+    }
+
+    @Test func aClusterOfOneLeadsAtOnceAndDeliversWithoutALease() {
+        // An upstream timeout far longer than any lease: unsafe with peers, irrelevant alone.
+        let timing = ClusterTiming(
+            heartbeatIntervalMilliseconds: 50, minimumElectionTimeoutMilliseconds: 500, maxClockDrift: 0.1,
+            upstreamTimeoutMilliseconds: 10_000, deliveryMarginMilliseconds: 20)
+        var node = RaftNode<Counter>(id: 1, members: [1], timing: timing, initialMachine: Counter(), durable: nil, seed: 1, now: 0)
+        let election = node.tick(now: 0)
+        #expect(node.role == .leader)
+        _ = node.persisted(through: election.entries.last!.index, now: 0)
+        let (_, ready) = node.propose([5], now: 1)!
+        _ = node.persisted(through: ready.entries.last!.index, now: 1)
+        #expect(node.machine.applied == [5])
+        #expect(node.mayStartDelivery(now: 1))
+    }
 }

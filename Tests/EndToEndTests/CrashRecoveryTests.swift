@@ -64,7 +64,7 @@ import Testing
         #expect(await node.terminate() == 0)
         // The node waited for the answers before it exited.
         #expect(await upstream.accepted.count == 3)
-        #expect(node.log.contains("deliveries stopped"))
+        #expect(node.log.contains("engine stopped"))
 
         // Their outcomes were committed: a restarted node has nothing left to send.
         await upstream.setDefaultReply(.accept)

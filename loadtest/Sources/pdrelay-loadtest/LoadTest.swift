@@ -8,7 +8,7 @@ struct LoadTest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pdrelay-loadtest",
         abstract: "Measure pdrelay's events per minute on this machine.",
-        subcommands: [SingleNode.self])
+        subcommands: [SingleNode.self, ClusterThroughput.self, Failover.self])
 }
 
 /// One node, one mock PagerDuty, one load generator, all on loopback.
@@ -83,12 +83,8 @@ struct SingleNode: AsyncParsableCommand {
             ingestLatencyMilliseconds: ingest.latencyPercentiles, nodeCPUSecondsDuringIngest: cpu,
             delivered: expected, deliverySeconds: deliverySeconds, deliveryEventsPerMinute: Double(expected) / deliverySeconds * 60,
             lost: lost)
-        print(report.table)
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
-        }
+        print(report.table(title: "pdrelay single node"))
+        if let json { try report.write(to: json) }
         if lost > 0 { throw ExitCode.failure }
     }
 }
@@ -107,10 +103,16 @@ struct Report: Codable {
     var deliveryEventsPerMinute: Double
     var lost: Int
 
-    var table: String {
+    func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+
+    func table(title: String) -> String {
         let latency = ["p50", "p90", "p99", "p99.9", "max"].map { "\($0) \(String(format: "%.2f", ingestLatencyMilliseconds[$0] ?? 0))" }
         return """
-            pdrelay single node, \(connections) connections, ~\(payloadBytes)-byte events
+            \(title), \(connections) connections, ~\(payloadBytes)-byte events
             durable ingest   \(accepted) events in \(String(format: "%.1f", durationSeconds)) s = \(Int(ingestEventsPerMinute)) events/min
                              rejected: \(rejected.isEmpty ? "none" : rejected.map { "\($0.key)×\($0.value)" }.joined(separator: " "))
                              latency ms: \(latency.joined(separator: ", "))
