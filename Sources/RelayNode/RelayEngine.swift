@@ -117,6 +117,15 @@ public actor RelayEngine {
         return try result.get()
     }
 
+    /// `submit`, with the error as a value.
+    func outcome(of command: RelayCommand) async -> Result<CommandResult, EngineError> {
+        do {
+            return .success(try await submit(command))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     func receive(_ messages: [Message<RelayStateMachine>]) {
         let now = environment.monotonicMilliseconds()
         for message in messages where message.to == raft.id {
@@ -164,6 +173,19 @@ public actor RelayEngine {
                 if let snapshot = ready.snapshot { lastWritten = max(lastWritten ?? 0, snapshot.index) }
             }
             let mustSync = batch.contains { $0.needsPersistence }
+            // A leader's appends promise nothing about its own disk (its entries count towards a
+            // majority only once `persisted` says so), so they leave before the fsync and the
+            // followers write in parallel with it (Ongaro's thesis §10.2.1). Everything else
+            // (votes, acknowledgements) waits for the disk.
+            var afterWrite: [[Message<RelayStateMachine>]] = []
+            for ready in batch {
+                if ready.hardState == nil && mustSync {
+                    send(ready.messages.filter(Self.isReplication))
+                    afterWrite.append(ready.messages.filter { !Self.isReplication($0) })
+                } else {
+                    afterWrite.append(ready.messages)
+                }
+            }
             if mustSync || batch.isEmpty {
                 if let applied = unwrittenApplied {
                     steps.insert(.applied(index: applied.index, term: applied.term, applied.mutations), at: 0)
@@ -180,8 +202,8 @@ public actor RelayEngine {
                 // Nothing new to make durable: keep the applied writes for the next transaction.
                 stash(steps)
             }
-            for ready in batch {
-                send(ready.messages)
+            for (ready, messages) in zip(batch, afterWrite) {
+                send(messages)
                 answer(ready.applied)
             }
             if mustSync {
@@ -192,6 +214,13 @@ public actor RelayEngine {
             startDeliveries()
         }
         writer = nil
+    }
+
+    private static func isReplication(_ message: Message<RelayStateMachine>) -> Bool {
+        switch message.body {
+        case .append, .installSnapshot: true
+        default: false
+        }
     }
 
     private func proposeQueued() {

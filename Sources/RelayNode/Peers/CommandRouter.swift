@@ -14,18 +14,20 @@ struct CommandRouter: Sendable {
     func submit(_ command: RelayCommand) async throws(EngineError) -> CommandResult {
         let deadline = environment.monotonicMilliseconds() + leaderWaitMilliseconds
         while true {
-            let leader: NodeID?
-            do throws(EngineError) {
-                return try await engine.submit(command)
-            } catch .notLeader(let known) {
-                leader = known
-            }
-            if let leader, leader != selfID, let transport {
-                do throws(EngineError) {
-                    return try await transport.forward(command, to: leader)
-                } catch .notLeader, .peerFailed {
+            switch await engine.outcome(of: command) {
+            case .success(let result):
+                return result
+            case .failure(.notLeader(let leader)):
+                if let leader, leader != selfID, let transport {
+                    switch await transport.forward(command, to: leader) {
+                    case .success(let result): return result
                     // Leadership moved, or the leader died: look again below.
+                    case .failure(.notLeader), .failure(.peerFailed): break
+                    case .failure(let error): throw error
+                    }
                 }
+            case .failure(let error):
+                throw error
             }
             guard environment.monotonicMilliseconds() < deadline else { throw .noLeader }
             try? await Task.sleep(for: .milliseconds(20))

@@ -26,19 +26,22 @@ struct PeerRoutes: Sendable {
         }
         router.post(RouterPath(PeerWire.forwardPath)) { request, _ in
             let (_, body) = try await authenticate(request, path: PeerWire.forwardPath, upTo: PeerWire.maxForwardBytes)
-            let command: RelayCommand
+            let commands: [RelayCommand]
             do {
-                command = try RelayCommand(encoded: body)
+                commands = try PeerWire.decodeCommands(body)
             } catch {
-                throw HTTPError(.badRequest, message: "unreadable command: \(error)")
+                throw HTTPError(.badRequest, message: "unreadable commands: \(error)")
             }
-            let outcome: Result<CommandResult, EngineError>
-            do throws(EngineError) {
-                outcome = .success(try await engine.submit(command))
-            } catch {
-                outcome = .failure(error)
+            // Submitted together, they join one proposal on this node.
+            let outcomes = await withTaskGroup(of: (Int, Result<CommandResult, EngineError>).self) { group in
+                for (index, command) in commands.enumerated() {
+                    group.addTask { (index, await engine.outcome(of: command)) }
+                }
+                var outcomes = [Result<CommandResult, EngineError>](repeating: .failure(.stopping), count: commands.count)
+                for await (index, outcome) in group { outcomes[index] = outcome }
+                return outcomes
             }
-            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: PeerWire.encode(outcome))))
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: PeerWire.encode(outcomes: outcomes))))
         }
         router.post(RouterPath(PeerWire.statusPath)) { request, _ in
             _ = try await authenticate(request, path: PeerWire.statusPath, upTo: 0)

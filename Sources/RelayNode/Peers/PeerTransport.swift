@@ -16,6 +16,7 @@ final class PeerTransport: Sendable {
     private let signer: PeerAuthenticator
     private let environment: NodeEnvironment
     private let forwardTimeoutMilliseconds: Int64
+    private let batcher: ForwardBatcher
 
     init(configuration: RelayConfiguration, environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger) throws {
         let members = try configuration.members
@@ -37,6 +38,9 @@ final class PeerTransport: Sendable {
                 logger: logger)
         }
         self.links = links
+        let forwarding = NIOLockedValueBox<PeerTransport?>(nil)
+        batcher = ForwardBatcher { commands, leader in await forwarding.withLockedValue { $0 }!.send(commands, to: leader) }
+        forwarding.withLockedValue { $0 = self }
         for link in links.values { link.transport = self }
     }
 
@@ -48,22 +52,28 @@ final class PeerTransport: Sendable {
         for (peer, batch) in byPeer { links[peer]?.enqueue(batch) }
     }
 
-    /// Hands a client command to the leader and returns the leader's answer.
-    func forward(_ command: RelayCommand, to leader: NodeID) async throws(EngineError) -> CommandResult {
+    /// Hands a client command to the leader and returns the leader's answer. Concurrent
+    /// commands travel together (`ForwardBatcher`).
+    func forward(_ command: RelayCommand, to leader: NodeID) async -> Result<CommandResult, EngineError> {
+        await batcher.forward(command, to: leader)
+    }
+
+    private func send(_ commands: [RelayCommand], to leader: NodeID) async -> [Result<CommandResult, EngineError>] {
+        let failure = { (reason: String) in
+            [Result<CommandResult, EngineError>](repeating: .failure(.peerFailed(reason)), count: commands.count)
+        }
         let answer: [UInt8]
         do {
             answer = try await post(
-                PeerWire.forwardPath, body: command.encoded, to: leader, timeoutMilliseconds: forwardTimeoutMilliseconds)
+                PeerWire.forwardPath, body: PeerWire.encode(commands: commands), to: leader,
+                timeoutMilliseconds: forwardTimeoutMilliseconds)
         } catch {
-            throw .peerFailed("forwarding to node \(leader) failed: \(error)")
+            return failure("forwarding to node \(leader) failed: \(error)")
         }
-        let outcome: Result<CommandResult, EngineError>
-        do {
-            outcome = try PeerWire.decodeOutcome(answer)
-        } catch {
-            throw .peerFailed("node \(leader) answered something unreadable: \(error)")
+        guard let outcomes = try? PeerWire.decodeOutcomes(answer), outcomes.count == commands.count else {
+            return failure("node \(leader) answered something unreadable")
         }
-        return try outcome.get()
+        return outcomes
     }
 
     func status(of peer: NodeID) async -> PeerWire.Status? {

@@ -6,8 +6,8 @@ enum PeerWire {
     static let messagesPath = "/cluster/v1/messages"
     static let forwardPath = "/cluster/v1/forward"
     static let statusPath = "/cluster/v1/status"
-    /// A forwarded client command is one event: bounded like one.
-    static let maxForwardBytes = 16 * 1_024 * 1_024
+    /// A forwarded batch of client commands.
+    static let maxForwardBytes = MessageCodec.maxBatchBytes
 
     /// What a fresh node asks its peers before it trusts its empty disk.
     struct Status: Sendable, Equatable {
@@ -38,8 +38,37 @@ enum PeerWire {
         }
     }
 
-    static func encode(_ outcome: Result<CommandResult, EngineError>) -> [UInt8] {
+    static func encode(commands: [RelayCommand]) -> [UInt8] {
         var writer = ByteWriter()
+        writer.write(UInt64(commands.count))
+        for command in commands { writer.write(command) }
+        return writer.bytes
+    }
+
+    static func decodeCommands(_ bytes: [UInt8]) throws(DecodingFailure) -> [RelayCommand] {
+        var reader = ByteReader(bytes)
+        var commands: [RelayCommand] = []
+        for _ in 0..<(try reader.readCount()) { commands.append(try reader.readCommand()) }
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after the commands") }
+        return commands
+    }
+
+    static func encode(outcomes: [Result<CommandResult, EngineError>]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(UInt64(outcomes.count))
+        for outcome in outcomes { write(outcome, to: &writer) }
+        return writer.bytes
+    }
+
+    static func decodeOutcomes(_ bytes: [UInt8]) throws(DecodingFailure) -> [Result<CommandResult, EngineError>] {
+        var reader = ByteReader(bytes)
+        var outcomes: [Result<CommandResult, EngineError>] = []
+        for _ in 0..<(try reader.readCount()) { outcomes.append(try readOutcome(from: &reader)) }
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after the outcomes") }
+        return outcomes
+    }
+
+    private static func write(_ outcome: Result<CommandResult, EngineError>, to writer: inout ByteWriter) {
         switch outcome {
         case .success(let result):
             writer.write(UInt64(0))
@@ -54,11 +83,9 @@ enum PeerWire {
             writer.write(UInt64(3))
             writer.write("\(other)")
         }
-        return writer.bytes
     }
 
-    static func decodeOutcome(_ bytes: [UInt8]) throws(DecodingFailure) -> Result<CommandResult, EngineError> {
-        var reader = ByteReader(bytes)
+    private static func readOutcome(from reader: inout ByteReader) throws(DecodingFailure) -> Result<CommandResult, EngineError> {
         switch try reader.readUInt64() {
         case 0: return .success(try reader.readResult())
         case 1: return .failure(.notLeader(leader: try reader.read { (reader) throws(DecodingFailure) in try reader.readInt() }))
