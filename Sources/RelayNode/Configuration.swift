@@ -39,6 +39,11 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var peerListenPort: Int?
     /// Shared by every node: signs each peer request (HMAC-SHA256).
     public var clusterSecret: String?
+    /// Mutual TLS on the peer links: this node's certificate and key, and the CA that signed
+    /// every node's certificate. All three, or none.
+    public var peerTLSCertificateFile: String?
+    public var peerTLSKeyFile: String?
+    public var peerTLSCAFile: String?
     public var heartbeatIntervalMilliseconds: Int64 = 100
     public var electionTimeoutMilliseconds: Int64 = 1_000
     public var maxClockDrift = 0.01
@@ -144,11 +149,31 @@ public struct RelayConfiguration: Sendable, Equatable {
         } catch {
             throw ConfigurationError("unsafe cluster timing: \(error.description)")
         }
+        try validatePeerTLS(members)
         guard (1...600_000).contains(leaderWaitMilliseconds), (100...600_000).contains(commitTimeoutMilliseconds) else {
             throw ConfigurationError("leader_wait_milliseconds must be 1…600000 and commit_timeout_milliseconds 100…600000")
         }
         guard readinessMaxLagEntries > 0, (10...1_000_000).contains(snapshotThresholdEntries) else {
             throw ConfigurationError("readiness_max_lag_entries must be positive and snapshot_threshold_entries 10…1000000")
+        }
+    }
+
+    public var usesPeerTLS: Bool { peerTLSCertificateFile != nil }
+
+    private func validatePeerTLS(_ members: [ClusterMember]) throws(ConfigurationError) {
+        let files = [peerTLSCertificateFile, peerTLSKeyFile, peerTLSCAFile]
+        guard files.allSatisfy({ $0 == nil }) || files.allSatisfy({ $0 != nil }) else {
+            throw ConfigurationError("peer_tls_certificate_file, peer_tls_key_file and peer_tls_ca_file go together: set all three or none")
+        }
+        for file in files.compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: file) {
+            throw ConfigurationError("peer TLS file \(file) does not exist or cannot be read")
+        }
+        if let key = peerTLSKeyFile { try Self.requireOwnerOnly(key, holding: ["a TLS private key"]) }
+        let scheme = usesPeerTLS ? "https" : "http"
+        for member in members where URL(string: member.url)?.scheme != scheme {
+            throw ConfigurationError(
+                "peers entry \(member.id)=\(member.url) must use \(scheme):// \(usesPeerTLS ? "because peer TLS is configured" : "unless peer_tls_* files are set")"
+            )
         }
     }
 
@@ -227,7 +252,7 @@ extension RelayConfiguration {
         }
         guard mode & 0o077 == 0 else {
             throw ConfigurationError(
-                "config file \(path) holds secrets (\(secrets.joined(separator: ", "))) but its mode is \(String(mode, radix: 8)), readable by group or others; run: chmod 600 \(path)"
+                "\(path) holds secrets (\(secrets.joined(separator: ", "))) but its mode is \(String(mode, radix: 8)), readable by group or others; run: chmod 600 \(path)"
             )
         }
     }
@@ -328,6 +353,9 @@ extension RelayConfiguration {
         .optional("peer_listen_host", \.peerListenHost),
         .optionalInteger("peer_listen_port", \.peerListenPort),
         .optional("cluster_secret", \.clusterSecret),
+        .optional("peer_tls_certificate_file", \.peerTLSCertificateFile),
+        .optional("peer_tls_key_file", \.peerTLSKeyFile),
+        .optional("peer_tls_ca_file", \.peerTLSCAFile),
         .integer("heartbeat_interval_milliseconds", \.heartbeatIntervalMilliseconds),
         .integer("election_timeout_milliseconds", \.electionTimeoutMilliseconds),
         .double("max_clock_drift", \.maxClockDrift),

@@ -1,5 +1,7 @@
 import ClusterCore
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import RelayCore
@@ -46,15 +48,20 @@ public enum RelayNode {
                 authenticator: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
                 limits: configuration.queue, environment: environment
             ).register(on: router)
+            var server = HTTPServerBuilder.http1()
+            if let tls = try PeerTLS.serverConfiguration(configuration) { server = try .tls(server, tlsConfiguration: tls) }
             services.append(
                 Application(
-                    router: router,
+                    router: router, server: server,
                     configuration: .init(address: .hostname(peerAddress.host, port: peerAddress.port), serverName: "pdrelay-peer"),
                     onServerRunning: { channel in
                         let port = channel.localAddress?.port ?? peerAddress.port
                         logger.info(
                             "peer listener up",
-                            metadata: ["peer_address": "\(peerAddress.host):\(port)", "node_id": "\(configuration.nodeID)"])
+                            metadata: [
+                                "peer_address": "\(peerAddress.host):\(port)", "node_id": "\(configuration.nodeID)",
+                                "tls": "\(configuration.usesPeerTLS ? "mutual" : "off")",
+                            ])
                     },
                     logger: logger))
         }

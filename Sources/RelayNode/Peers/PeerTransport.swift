@@ -4,97 +4,17 @@ import DequeModule
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 import RelayCore
 
-/// The client half of the peer links: persistent HTTP/1.1 connections (AsyncHTTPClient's pool)
-/// to every other node, signed requests, one outbox per peer.
-final class PeerTransport: Sendable {
-    private let client: HTTPClient
-    private let links: [NodeID: PeerLink]
-    private let urls: [NodeID: String]
-    private let selfID: NodeID
-    private let signer: PeerAuthenticator
-    private let environment: NodeEnvironment
-    private let forwardTimeoutMilliseconds: Int64
-    private let batcher: ForwardBatcher
-
-    init(configuration: RelayConfiguration, environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger) throws {
-        let members = try configuration.members
-        var clientConfiguration = HTTPClient.Configuration(
-            // A refused or unroutable peer must not hold its outbox for long: Raft resends.
-            timeout: .init(connect: .milliseconds(configuration.heartbeatIntervalMilliseconds * 2)))
-        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        clientConfiguration.redirectConfiguration = .disallow
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-        selfID = configuration.nodeID
-        signer = PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id)))
-        self.environment = environment
-        forwardTimeoutMilliseconds = configuration.leaderWaitMilliseconds
-        urls = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.url) })
-        var links: [NodeID: PeerLink] = [:]
-        for member in members where member.id != configuration.nodeID {
-            links[member.id] = PeerLink(
-                peer: member.id, requestTimeoutMilliseconds: max(2_000, 2 * configuration.electionTimeoutMilliseconds), metrics: metrics,
-                logger: logger)
-        }
-        self.links = links
-        let forwarding = NIOLockedValueBox<PeerTransport?>(nil)
-        batcher = ForwardBatcher { commands, leader in await forwarding.withLockedValue { $0 }!.send(commands, to: leader) }
-        forwarding.withLockedValue { $0 = self }
-        for link in links.values { link.transport = self }
-    }
-
-    /// Queues messages for their peers; returns at once. Lost messages are resent by the protocol.
-    func send(_ messages: [Message<RelayStateMachine>]) {
-        guard !messages.isEmpty else { return }
-        var byPeer: [NodeID: [Message<RelayStateMachine>]] = [:]
-        for message in messages { byPeer[message.to, default: []].append(message) }
-        for (peer, batch) in byPeer { links[peer]?.enqueue(batch) }
-    }
-
-    /// Hands a client command to the leader and returns the leader's answer. Concurrent
-    /// commands travel together (`ForwardBatcher`).
-    func forward(_ command: RelayCommand, to leader: NodeID) async -> Result<CommandResult, EngineError> {
-        await batcher.forward(command, to: leader)
-    }
-
-    private func send(_ commands: [RelayCommand], to leader: NodeID) async -> [Result<CommandResult, EngineError>] {
-        let failure = { (reason: String) in
-            [Result<CommandResult, EngineError>](repeating: .failure(.peerFailed(reason)), count: commands.count)
-        }
-        let answer: [UInt8]
-        do {
-            answer = try await post(
-                PeerWire.forwardPath, body: PeerWire.encode(commands: commands), to: leader,
-                timeoutMilliseconds: forwardTimeoutMilliseconds)
-        } catch {
-            return failure("forwarding to node \(leader) failed: \(error)")
-        }
-        guard let outcomes = try? PeerWire.decodeOutcomes(answer), outcomes.count == commands.count else {
-            return failure("node \(leader) answered something unreadable")
-        }
-        return outcomes
-    }
-
-    func status(of peer: NodeID) async -> PeerWire.Status? {
-        guard let answer = try? await post(PeerWire.statusPath, body: [], to: peer, timeoutMilliseconds: 1_000) else { return nil }
-        return try? PeerWire.Status(encoded: answer)
-    }
-
-    var peerIDs: [NodeID] { links.keys.sorted() }
-
-    /// Waits (bounded) for the outboxes to empty: the last messages of a shutdown, such as a
-    /// leadership handover, should leave before the process does.
-    func flush(timeoutMilliseconds: Int64) async {
-        let deadline = environment.monotonicMilliseconds() + timeoutMilliseconds
-        while links.values.contains(where: { !$0.isIdle }) && environment.monotonicMilliseconds() < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
-    func shutdown() async throws {
-        try await client.shutdown()
-    }
+/// Signed HTTP requests to peers over persistent HTTP/1.1 connections (AsyncHTTPClient's pool).
+/// A value shared by the outboxes and the forwarder; it holds no state of its own.
+struct PeerClient: Sendable {
+    let client: HTTPClient
+    let urls: [NodeID: String]
+    let selfID: NodeID
+    let signer: PeerAuthenticator
+    let environment: NodeEnvironment
 
     /// A signed POST; the answer's body on 2xx, an error otherwise.
     func post(_ path: String, body: [UInt8], to peer: NodeID, timeoutMilliseconds: Int64) async throws -> [UInt8] {
@@ -116,6 +36,94 @@ final class PeerTransport: Sendable {
         }
         return Array(answer.readableBytesView)
     }
+
+    /// Sends a follower's client commands to the leader; one outcome per command.
+    func forward(_ commands: [RelayCommand], to leader: NodeID, timeoutMilliseconds: Int64) async -> [Result<CommandResult, EngineError>] {
+        let failure = { (reason: String) in
+            [Result<CommandResult, EngineError>](repeating: .failure(.peerFailed(reason)), count: commands.count)
+        }
+        let answer: [UInt8]
+        do {
+            answer = try await post(
+                PeerWire.forwardPath, body: PeerWire.encode(commands: commands), to: leader, timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            return failure("forwarding to node \(leader) failed: \(error)")
+        }
+        guard let outcomes = try? PeerWire.decodeOutcomes(answer), outcomes.count == commands.count else {
+            return failure("node \(leader) answered something unreadable")
+        }
+        return outcomes
+    }
+}
+
+/// The client half of the peer links: one outbox per peer for protocol messages, a batcher for
+/// forwarded client commands, and the status question a fresh node asks.
+final class PeerTransport: Sendable {
+    private let client: PeerClient
+    private let links: [NodeID: PeerLink]
+    private let batcher: ForwardBatcher
+
+    init(configuration: RelayConfiguration, environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger) throws {
+        let members = try configuration.members
+        var clientConfiguration = HTTPClient.Configuration(
+            // A refused or unroutable peer must not hold its outbox for long: Raft resends.
+            timeout: .init(connect: .milliseconds(configuration.heartbeatIntervalMilliseconds * 2)))
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        clientConfiguration.redirectConfiguration = .disallow
+        clientConfiguration.tlsConfiguration = try PeerTLS.clientConfiguration(configuration)
+        let client = PeerClient(
+            client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration),
+            urls: Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.url) }), selfID: configuration.nodeID,
+            signer: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
+            environment: environment)
+        self.client = client
+        var links: [NodeID: PeerLink] = [:]
+        for member in members where member.id != configuration.nodeID {
+            links[member.id] = PeerLink(
+                peer: member.id, client: client, requestTimeoutMilliseconds: max(2_000, 2 * configuration.electionTimeoutMilliseconds),
+                metrics: metrics, logger: logger)
+        }
+        self.links = links
+        let forwardTimeoutMilliseconds = configuration.leaderWaitMilliseconds
+        batcher = ForwardBatcher { commands, leader in
+            await client.forward(commands, to: leader, timeoutMilliseconds: forwardTimeoutMilliseconds)
+        }
+    }
+
+    /// Queues messages for their peers; returns at once. Lost messages are resent by the protocol.
+    func send(_ messages: [Message<RelayStateMachine>]) {
+        guard !messages.isEmpty else { return }
+        var byPeer: [NodeID: [Message<RelayStateMachine>]] = [:]
+        for message in messages { byPeer[message.to, default: []].append(message) }
+        for (peer, batch) in byPeer { links[peer]?.enqueue(batch) }
+    }
+
+    /// Hands a client command to the leader and returns the leader's answer. Concurrent
+    /// commands travel together (`ForwardBatcher`).
+    func forward(_ command: RelayCommand, to leader: NodeID) async -> Result<CommandResult, EngineError> {
+        await batcher.forward(command, to: leader)
+    }
+
+    func status(of peer: NodeID) async -> PeerWire.Status? {
+        guard let answer = try? await client.post(PeerWire.statusPath, body: [], to: peer, timeoutMilliseconds: 1_000) else { return nil }
+        return try? PeerWire.Status(encoded: answer)
+    }
+
+    var peerIDs: [NodeID] { links.keys.sorted() }
+
+    /// Waits (bounded) for the outboxes to empty: the last messages of a shutdown, such as a
+    /// leadership handover, should leave before the process does.
+    func flush(timeoutMilliseconds: Int64) async {
+        let deadline = client.environment.monotonicMilliseconds() + timeoutMilliseconds
+        while links.values.contains(where: { !$0.isIdle }) && client.environment.monotonicMilliseconds() < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func shutdown() async throws {
+        for link in links.values { link.close() }
+        try await client.client.shutdown()
+    }
 }
 
 struct PeerRequestFailure: Error, CustomStringConvertible {
@@ -135,28 +143,27 @@ final class PeerLink: Sendable {
     private struct State {
         var outbox: Deque<Message<RelayStateMachine>> = []
         var sending = false
-        var transport: PeerTransport?
+        var closed = false
         var failures = 0
     }
 
     let peer: NodeID
+    private let client: PeerClient
     private let requestTimeoutMilliseconds: Int64
     private let metrics: NodeMetrics
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    init(peer: NodeID, requestTimeoutMilliseconds: Int64, metrics: NodeMetrics, logger: Logger) {
+    init(peer: NodeID, client: PeerClient, requestTimeoutMilliseconds: Int64, metrics: NodeMetrics, logger: Logger) {
         self.peer = peer
+        self.client = client
         self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
         self.metrics = metrics
         self.logger = logger
     }
 
-    /// Set once, right after the transport is built (the two refer to each other).
-    var transport: PeerTransport? {
-        get { state.withLockedValue { $0.transport } }
-        set { state.withLockedValue { $0.transport = newValue } }
-    }
+    /// Stops sending: the HTTP client is about to shut down.
+    func close() { state.withLockedValue { $0.closed = true } }
 
     var isIdle: Bool { state.withLockedValue { $0.outbox.isEmpty && !$0.sending } }
 
@@ -173,9 +180,9 @@ final class PeerLink: Sendable {
     }
 
     private func drain() async {
-        while let (batch, transport) = nextBatch() {
+        while let batch = nextBatch() {
             do {
-                _ = try await transport.post(
+                _ = try await client.post(
                     PeerWire.messagesPath, body: MessageCodec.encode(batch), to: peer, timeoutMilliseconds: requestTimeoutMilliseconds)
                 metrics.peerMessages(batch.count, peer: peer, result: "sent")
                 let recovered = state.withLockedValue { state in
@@ -196,9 +203,9 @@ final class PeerLink: Sendable {
         }
     }
 
-    private func nextBatch() -> ([Message<RelayStateMachine>], PeerTransport)? {
+    private func nextBatch() -> [Message<RelayStateMachine>]? {
         state.withLockedValue { state in
-            guard !state.outbox.isEmpty, let transport = state.transport else {
+            guard !state.outbox.isEmpty, !state.closed else {
                 state.sending = false
                 return nil
             }
@@ -209,7 +216,7 @@ final class PeerLink: Sendable {
                 batch.append(message)
                 bytes += Self.estimatedBytes(message)
             }
-            return (batch, transport)
+            return batch
         }
     }
 

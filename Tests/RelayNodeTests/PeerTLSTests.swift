@@ -1,0 +1,124 @@
+import AsyncHTTPClient
+import ClusterCore
+import Foundation
+import NIOCore
+import NIOSSL
+import RelayCore
+import RelayProcess
+import RelayTestSupport
+import Testing
+
+@testable import RelayNode
+
+/// With `peer_tls_*` set, the peer listener speaks only TLS and only to clients that present a
+/// certificate signed by the cluster's CA; such a client still needs a valid HMAC signature.
+@Suite(.serialized) struct PeerTLSTests {
+    static let secret = "0123456789abcdef0123456789abcdef-tls"
+
+    struct Files {
+        let directory: String
+        var ca: String { directory + "/ca.pem" }
+        func certificate(_ name: String) -> String { directory + "/\(name).pem" }
+        func key(_ name: String) -> String { directory + "/\(name).key" }
+    }
+
+    /// A CA, a node certificate it signed, and an outsider's self-signed one, made with openssl.
+    static func makeFiles() async throws -> Files {
+        let files = Files(directory: TestSupport.temporaryDirectory("peer-tls"))
+        let d = files.directory
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: d + "/san.ext", atomically: true, encoding: .utf8)
+        for arguments in [
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pdrelay-test-ca", "-keyout", d + "/ca.key",
+                "-out", d + "/ca.pem",
+            ],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=node", "-keyout", d + "/node.key", "-out", d + "/node.csr"],
+            [
+                "x509", "-req", "-in", d + "/node.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key", "-CAcreateserial", "-days", "1",
+                "-extfile", d + "/san.ext", "-out", d + "/node.pem",
+            ],
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=outsider", "-keyout", d + "/outsider.key",
+                "-out", d + "/outsider.pem",
+            ],
+        ] {
+            let openssl = Process()
+            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            openssl.arguments = arguments
+            openssl.standardOutput = FileHandle.nullDevice
+            openssl.standardError = FileHandle.nullDevice
+            try openssl.run()
+            await RelayProcess.waitForExit(openssl)
+            #expect(openssl.terminationStatus == 0, "openssl \(arguments.prefix(2))")
+        }
+        for key in ["ca", "node", "outsider"] { chmod(files.key(key), 0o600) }
+        return files
+    }
+
+    /// POSTs a signed vote request, presenting `identity`'s certificate (nil: none), over
+    /// `scheme`; the status, or nil when the connection or handshake failed.
+    func post(_ port: Int, scheme: String, identity: String?, files: Files) async -> Int? {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(files.ca)
+        tls.certificateVerification = .noHostnameVerification
+        if let identity {
+            tls.certificateChain = (try? NIOSSLCertificate.fromPEMFile(files.certificate(identity)))?.map { .certificate($0) } ?? []
+            tls.privateKey = try? .privateKey(NIOSSLPrivateKey(file: files.key(identity), format: .pem))
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        defer { _ = client.shutdown() }
+        let body = MessageCodec.encode([
+            Message<RelayStateMachine>(from: 2, to: 1, term: 5, body: .voteRequest(lastLogIndex: 9, lastLogTerm: 4))
+        ])
+        let timestamp = Int64(Date().timeIntervalSince1970 * 1_000)
+        var request = HTTPClientRequest(url: "\(scheme)://127.0.0.1:\(port)\(PeerWire.messagesPath)")
+        request.method = .POST
+        request.headers.add(name: PeerAuthenticator.nodeHeader, value: "2")
+        request.headers.add(name: PeerAuthenticator.timestampHeader, value: String(timestamp))
+        request.headers.add(
+            name: PeerAuthenticator.signatureHeader,
+            value: PeerAuthenticator(secret: Self.secret, members: [1, 2, 3]).signature(
+                method: "POST", path: PeerWire.messagesPath, node: 2, timestamp: timestamp, body: body))
+        request.body = .bytes(ByteBuffer(bytes: body))
+        return (try? await client.execute(request, timeout: .seconds(5))).map { Int($0.status.code) }
+    }
+
+    @Test func onlyCAVerifiedPeersGetThrough() async throws {
+        let files = try await Self.makeFiles()
+        let peerPort = 30_000 + Int.random(in: 0..<20_000)
+        try await TestNode.run(configure: { configuration in
+            configuration.nodeID = 1
+            configuration.peers = "1=https://127.0.0.1:\(peerPort),2=https://127.0.0.1:9,3=https://127.0.0.1:9"
+            configuration.clusterSecret = Self.secret
+            configuration.electionTimeoutMilliseconds = 60_000
+            configuration.heartbeatIntervalMilliseconds = 1_000
+            configuration.peerTLSCertificateFile = files.certificate("node")
+            configuration.peerTLSKeyFile = files.key("node")
+            configuration.peerTLSCAFile = files.ca
+        }) { (node: TestNode) async throws in
+            #expect(await post(peerPort, scheme: "http", identity: nil, files: files) == nil, "plain HTTP must not be answered")
+            #expect(await post(peerPort, scheme: "https", identity: nil, files: files) == nil, "no client certificate")
+            #expect(await post(peerPort, scheme: "https", identity: "outsider", files: files) == nil, "a certificate the CA did not sign")
+            #expect(try await node.client.get("/v1/cluster").json?["term"] as? Int == 0)
+            #expect(await post(peerPort, scheme: "https", identity: "node", files: files) == 204)
+            #expect(try await node.client.get("/v1/cluster").json?["term"] as? Int == 5)
+        }
+    }
+
+    @Test func halfAPeerTLSSetupOrAMismatchedSchemeIsRefused() async throws {
+        let files = try await Self.makeFiles()
+        var configuration = RelayConfiguration()
+        configuration.peers = "1=https://127.0.0.1:9091,2=https://127.0.0.1:9092,3=https://127.0.0.1:9093"
+        configuration.clusterSecret = Self.secret
+        configuration.peerTLSCertificateFile = files.certificate("node")
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+        configuration.peerTLSKeyFile = files.key("node")
+        configuration.peerTLSCAFile = files.ca
+        try configuration.validate()
+        chmod(files.key("node"), 0o644)
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+        chmod(files.key("node"), 0o600)
+        configuration.peers = "1=http://127.0.0.1:9091,2=https://127.0.0.1:9092,3=https://127.0.0.1:9093"
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+    }
+}
