@@ -6,8 +6,9 @@ import RelayCore
 public enum MessageCodec {
     public typealias RelayMessage = Message<RelayStateMachine>
 
-    /// Largest batch a node sends or accepts in one request.
-    public static let maxBatchBytes = 64 * 1_024 * 1_024
+    /// Largest batch a node accepts in one request. A snapshot travels whole in one message, and
+    /// a full default queue (100,000 events of a few KB) is hundreds of megabytes.
+    public static let maxBatchBytes = 1_024 * 1_024 * 1_024
 
     public static func encode(_ messages: some Collection<RelayMessage>) -> [UInt8] {
         var writer = ByteWriter(capacity: 64 * messages.count)

@@ -30,7 +30,7 @@ struct PeerClient: Sendable {
             value: signer.signature(method: "POST", path: path, node: selfID, timestamp: timestamp, body: body))
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await client.execute(request, timeout: .milliseconds(timeoutMilliseconds))
-        let answer = try await response.body.collect(upTo: MessageCodec.maxBatchBytes)
+        let answer = try await response.body.collect(upTo: PeerWire.maxForwardBytes)
         guard (200..<300).contains(response.status.code) else {
             throw PeerRequestFailure("HTTP \(response.status.code): \(String(buffer: answer).prefix(200))")
         }
@@ -139,6 +139,7 @@ final class PeerLink: Sendable {
     static let maxBatchMessages = 1_024
     /// A batch stops growing past this many bytes of entries (a single message may exceed it).
     static let batchByteBudget = 4 * 1_024 * 1_024
+    static let snapshotTimeoutMilliseconds: Int64 = 120_000
 
     private struct State {
         var outbox: Deque<Message<RelayStateMachine>> = []
@@ -169,6 +170,9 @@ final class PeerLink: Sendable {
 
     func enqueue(_ messages: [Message<RelayStateMachine>]) {
         let (start, dropped) = state.withLockedValue { state -> (Bool, Int) in
+            // The leader repeats a snapshot every heartbeat until the follower answers; one
+            // queued copy, the newest, is enough.
+            if messages.contains(where: Self.isSnapshot) { state.outbox.removeAll(where: Self.isSnapshot) }
             state.outbox.append(contentsOf: messages)
             let dropped = max(0, state.outbox.count - Self.maxOutboxMessages)
             state.outbox.removeFirst(dropped)
@@ -182,8 +186,11 @@ final class PeerLink: Sendable {
     private func drain() async {
         while let batch = nextBatch() {
             do {
+                // A snapshot may be hundreds of megabytes: give it time to cross a zone.
+                let carriesSnapshot = batch.contains(where: Self.isSnapshot)
                 _ = try await client.post(
-                    PeerWire.messagesPath, body: MessageCodec.encode(batch), to: peer, timeoutMilliseconds: requestTimeoutMilliseconds)
+                    PeerWire.messagesPath, body: MessageCodec.encode(batch), to: peer,
+                    timeoutMilliseconds: carriesSnapshot ? Self.snapshotTimeoutMilliseconds : requestTimeoutMilliseconds)
                 metrics.peerMessages(batch.count, peer: peer, result: "sent")
                 let recovered = state.withLockedValue { state in
                     defer { state.failures = 0 }
@@ -218,6 +225,11 @@ final class PeerLink: Sendable {
             }
             return batch
         }
+    }
+
+    private static func isSnapshot(_ message: Message<RelayStateMachine>) -> Bool {
+        if case .installSnapshot = message.body { return true }
+        return false
     }
 
     private static func estimatedBytes(_ message: Message<RelayStateMachine>) -> Int {

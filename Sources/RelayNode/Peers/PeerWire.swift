@@ -6,8 +6,9 @@ enum PeerWire {
     static let messagesPath = "/cluster/v1/messages"
     static let forwardPath = "/cluster/v1/forward"
     static let statusPath = "/cluster/v1/status"
-    /// A forwarded batch of client commands.
-    static let maxForwardBytes = MessageCodec.maxBatchBytes
+    /// A forwarded batch of client commands (the batcher keeps batches near 4 MB; one event may
+    /// be up to `max_event_bytes`).
+    static let maxForwardBytes = 64 * 1_024 * 1_024
 
     /// What a fresh node asks its peers before it trusts its empty disk.
     struct Status: Sendable, Equatable {
