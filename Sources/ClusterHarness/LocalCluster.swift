@@ -87,8 +87,10 @@ public final class LocalCluster: @unchecked Sendable {
         }
     }
 
-    /// A base port with room for the cluster's ports above it, spread so parallel runs rarely meet.
-    public static func freeBasePort() -> Int { 20_000 + Int.random(in: 0..<400) * 100 }
+    /// A base port with room for the cluster's ports above it (up to +83), spread so parallel
+    /// runs rarely meet, and below Linux's ephemeral range (32768–60999), where an outgoing
+    /// connection could already hold a port a node wants to bind.
+    public static func freeBasePort() -> Int { 20_000 + Int.random(in: 0..<120) * 100 }
 
     private func run(_ arguments: String...) async throws {
         let process = Process()

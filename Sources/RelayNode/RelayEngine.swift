@@ -61,7 +61,13 @@ public actor RelayEngine {
     private var readies: [Ready] = []
     /// Store writes of applied entries not yet in a transaction: they can wait, because the
     /// log they come from is durable and is replayed after a crash.
-    private var unwrittenApplied: (index: LogIndex, term: Term, mutations: [StoreMutation])?
+    private var unwrittenApplied: (index: LogIndex, term: Term, mutations: [StoreMutation], since: Int64)?
+    /// Set by the clock when the applied writes have waited long enough for a transaction.
+    private var flushRequested = false
+    /// How long applied writes may wait for the next transaction before one is made for them
+    /// alone: under load they ride along with the next entries; when idle, `queue show` and the
+    /// tables catch up within this.
+    static let appliedFlushDelayMilliseconds: Int64 = 50
     /// The last index whose application the shell has seen (an installed snapshot counts).
     private var appliedThrough: LogIndex
     private var writer: Task<Void, Never>?
@@ -142,6 +148,10 @@ public actor RelayEngine {
         enqueue(raft.tick(now: now))
         roleMayHaveChanged()
         expireWaits(now: now)
+        if let since = unwrittenApplied?.since, now - since >= Self.appliedFlushDelayMilliseconds {
+            flushRequested = true
+            kickWriter()
+        }
         return startDeliveries()
     }
 
@@ -164,7 +174,8 @@ public actor RelayEngine {
             proposeQueued()
             let batch = readies
             readies = []
-            guard !batch.isEmpty || unwrittenApplied != nil else { break }
+            guard !batch.isEmpty || (flushRequested && unwrittenApplied != nil) else { break }
+            flushRequested = false
             var steps: [RelayStore.Step] = []
             var lastWritten: LogIndex?
             for ready in batch where ready.needsPersistence || !ready.applied.isEmpty {
@@ -264,7 +275,10 @@ public actor RelayEngine {
 
     private func stash(_ steps: [RelayStore.Step]) {
         for case .applied(let index, let term, let mutations) in steps {
-            unwrittenApplied = (index, term, (unwrittenApplied?.mutations ?? []) + mutations)
+            unwrittenApplied = (
+                index, term, (unwrittenApplied?.mutations ?? []) + mutations,
+                unwrittenApplied?.since ?? environment.monotonicMilliseconds()
+            )
         }
     }
 
@@ -321,6 +335,13 @@ public actor RelayEngine {
                 stopDelivering()
                 for proposal in proposals { proposal.continuation.resume(returning: .failure(.notLeader(leader: raft.leaderID))) }
                 proposals.removeAll()
+                // Entries of the lost term may still commit under the next leader, or may not:
+                // answer now rather than at the commit timeout, so clients retry elsewhere at
+                // once. A retry of an entry that did commit is a byte-identical duplicate.
+                for waiter in waiting.values {
+                    waiter.continuation.resume(returning: .failure(.outcomeUnknown("leadership was lost before the entry committed")))
+                }
+                waiting.removeAll()
             }
             lastRole = role
         }
@@ -442,6 +463,10 @@ public actor RelayEngine {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
+        await waitForWriter()
+        // Leave the tables current, so a restart has nothing to replay.
+        flushRequested = true
+        kickWriter()
         await waitForWriter()
     }
 

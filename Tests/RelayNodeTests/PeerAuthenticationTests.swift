@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func onlyRequestsSignedWithTheClusterSecretChangeAnything() async throws {
-        let peerPort = 30_000 + Int.random(in: 0..<20_000)
+        let peerPort = 10_000 + Int.random(in: 0..<10_000)  // below the ephemeral range
         try await TestNode.run(configure: { configuration in
             configuration.nodeID = 1
             // The other two nodes do not exist: this node can never win an election, so its term

@@ -85,7 +85,7 @@ import Testing
 
     @Test func onlyCAVerifiedPeersGetThrough() async throws {
         let files = try await Self.makeFiles()
-        let peerPort = 30_000 + Int.random(in: 0..<20_000)
+        let peerPort = 10_000 + Int.random(in: 0..<10_000)  // below the ephemeral range
         try await TestNode.run(configure: { configuration in
             configuration.nodeID = 1
             configuration.peers = "1=https://127.0.0.1:\(peerPort),2=https://127.0.0.1:9,3=https://127.0.0.1:9"
