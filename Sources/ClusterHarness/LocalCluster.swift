@@ -98,9 +98,9 @@ public final class LocalCluster: @unchecked Sendable {
         process.arguments = [script] + [arguments[0], directory] + arguments.dropFirst()
         process.environment = environment
         let output = "\(directory).script.log"
-        if !FileManager.default.fileExists(atPath: output) { FileManager.default.createFile(atPath: output, contents: nil) }
+        if !FileManager.default.fileExists(atPath: output) { _ = FileManager.default.createFile(atPath: output, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        handle.seekToEndOfFile()
+        try handle.seekToEnd()
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
