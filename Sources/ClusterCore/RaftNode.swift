@@ -5,7 +5,9 @@ import RelayCore
 /// every input carries the node's monotonic time, randomness comes from a seeded generator, and
 /// every effect is returned in a `Ready` for the shell to carry out.
 ///
-/// The shell's contract for each `Ready`, in this order:
+/// The shell carries out `Ready`s in the order they are returned, each one completely before the
+/// next: a later Ready's messages may speak for entries an earlier one is still writing (a
+/// heartbeat's acknowledgement claims everything the log holds). For each `Ready`, in this order:
 /// 1. make durable, in one fsync'd transaction: `hardState`; `truncateAfter` (drop later
 ///    entries); `entries`; then `snapshot` (which replaces every entry up to its index that does
 ///    not agree with it: a compaction snapshot may cover entries of the same `Ready`);
