@@ -385,7 +385,10 @@ public actor RelayEngine {
     private func deliver(_ event: QueuedEvent, term: Term) async {
         defer { deliveries[event.number] = nil }
         let started = environment.monotonicMilliseconds()
-        let response = await upstream.send(event, term: term)
+        // The lease had at least the upstream timeout + margin left when this delivery was
+        // allowed to start: no byte may leave after that timeout.
+        let sendBy = ContinuousClock.now + .milliseconds(configuration.upstreamTimeoutMilliseconds)
+        let response = await upstream.send(event, term: term, sendBy: sendBy)
         let finished = environment.monotonicMilliseconds()
         let verdict = UpstreamVerdict.classify(statusCode: response.statusCode, retryAfter: response.retryAfter)
         let outcome = verdict.outcome(attemptsBefore: event.attempts, policy: configuration.retry)

@@ -42,13 +42,15 @@ final class UpstreamClient: Sendable {
 
     /// Sends one event; `term` is the leadership term it is sent in, in a header so that a
     /// recording upstream (the tests' mock) can check fencing. PagerDuty ignores it.
-    func send(_ event: QueuedEvent, term: UInt64) async -> UpstreamResponse {
+    /// `sendBy` is the send deadline on the monotonic clock: the fencing rule needs every byte of
+    /// the event to leave before it (see `DeadlineGuardedBytes`).
+    func send(_ event: QueuedEvent, term: UInt64, sendBy: ContinuousClock.Instant) async -> UpstreamResponse {
         var request = HTTPClientRequest(url: baseURL + event.kind.upstreamPath)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "pdrelay/\(RelayVersion.current)")
         request.headers.add(name: "X-PDRelay-Term", value: String(term))
-        request.body = .bytes(ByteBuffer(bytes: event.body))
+        request.body = .bytes(DeadlineGuardedBytes(bytes: event.body, sendBy: sendBy), length: .known(Int64(event.body.count)))
         do {
             let response = try await httpClient.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: 64 * 1_024)
@@ -57,6 +59,8 @@ final class UpstreamClient: Sendable {
                 detail: String(decoding: body.readableBytesView.prefix(Self.maxDetailBytes), as: UTF8.self))
         } catch let error as HTTPClientError where error == .deadlineExceeded {
             return UpstreamResponse(statusCode: nil, detail: "no answer within \(timeout.nanoseconds / 1_000_000) ms")
+        } catch let error as HTTPClientError where error == .bodyLengthMismatch && ContinuousClock.now >= sendBy {
+            return UpstreamResponse(statusCode: nil, detail: "not sent: the process was held past the send deadline (paused?)")
         } catch {
             return UpstreamResponse(statusCode: nil, detail: "\(error)".prefix(Self.maxDetailBytes).description)
         }
@@ -80,6 +84,30 @@ final class UpstreamClient: Sendable {
         }
         let authorization = proxyURL.user.map { HTTPClient.Authorization.basic(username: $0, password: proxyURL.password ?? "") }
         return .server(host: host, port: proxyURL.port ?? 8080, authorization: authorization)
+    }
+}
+
+/// An event body that withholds its bytes once the send deadline has passed.
+///
+/// A process frozen (SIGSTOP, a VM pause) after a delivery started would otherwise write the
+/// request when it wakes, before its timeout fires, possibly after a newer leader delivered: the
+/// fencing rule needs every byte to leave before the deadline. AsyncHTTPClient builds a small
+/// body (up to 4 MB, so any event) on the connection's event loop immediately before writing it,
+/// through `withContiguousStorageIfAvailable`; that is where the clock is read. Past the deadline
+/// it hands over no bytes, the request fails with a body-length mismatch and the connection
+/// closes: PagerDuty got at most the headers and processes nothing.
+struct DeadlineGuardedBytes: Collection, Sendable {
+    let bytes: [UInt8]
+    let sendBy: ContinuousClock.Instant
+
+    var startIndex: Int { bytes.startIndex }
+    var endIndex: Int { bytes.endIndex }
+    subscript(position: Int) -> UInt8 { bytes[position] }
+    func index(after index: Int) -> Int { bytes.index(after: index) }
+
+    func withContiguousStorageIfAvailable<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result? {
+        guard ContinuousClock.now < sendBy else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return try bytes.withUnsafeBufferPointer(body)
     }
 }
 

@@ -1,0 +1,45 @@
+import Foundation
+import MockPagerDuty
+import NIOCore
+import RelayCore
+import RelayTestSupport
+import Testing
+
+@testable import RelayNode
+
+/// The fencing rule's last line: an event's bytes never leave after its send deadline, even
+/// when the process was frozen between starting the delivery and writing it.
+@Suite struct SendDeadlineTests {
+    @Test func theGuardedBodyWithholdsItsBytesOnceTheDeadlineHasPassed() {
+        let bytes = Array(#"{"event_action":"trigger"}"#.utf8)
+        let live = DeadlineGuardedBytes(bytes: bytes, sendBy: .now + .seconds(60))
+        let expired = DeadlineGuardedBytes(bytes: bytes, sendBy: .now - .milliseconds(1))
+        // How AsyncHTTPClient turns a small body into the buffer it writes.
+        #expect(Array(ByteBufferAllocator().buffer(bytes: live).readableBytesView) == bytes)
+        #expect(ByteBufferAllocator().buffer(bytes: expired).readableBytes == 0)
+    }
+
+    @Test func pastTheDeadlinePagerDutyReceivesNothingItWouldProcess() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        var configuration = RelayConfiguration()
+        configuration.upstreamURL = await upstream.baseURL
+        let client = try UpstreamClient(configuration: configuration)
+        let body = TestSupport.alert(dedupKey: "too-late")
+        let event = QueuedEvent(
+            number: 1, kind: .alert, action: .trigger, key: OrderingKey(routingKey: TestSupport.routingKey(), dedupKey: "too-late"),
+            body: body, fingerprint: [], receivedAtMilliseconds: 0)
+
+        let late = await client.send(event, term: 1, sendBy: .now - .milliseconds(1))
+        #expect(late.statusCode == nil)
+        #expect(late.detail.contains("not sent"), "\(late.detail)")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await upstream.deliveries.isEmpty)
+
+        let inTime = await client.send(event, term: 1, sendBy: .now + .seconds(5))
+        #expect(inTime.statusCode == 202)
+        #expect(await upstream.accepted.map(\.dedupKey) == ["too-late"])
+        try await client.shutdown()
+        await upstream.stop()
+    }
+}
