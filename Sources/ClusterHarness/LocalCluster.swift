@@ -8,7 +8,6 @@ public final class LocalCluster: @unchecked Sendable {
     public static let nodes = 1...3
     public let directory: String
     public let basePort: Int
-    public let peerProxyBase: Int?
     private let script: String
     private let environment: [String: String]
 
@@ -19,7 +18,6 @@ public final class LocalCluster: @unchecked Sendable {
     ) async throws {
         self.directory = directory
         self.basePort = basePort
-        self.peerProxyBase = peerProxyBase
         script = packageRoot.appendingPathComponent("deploy/local-cluster").path
         var environment = ProcessInfo.processInfo.environment
         environment["PDRELAY_BIN"] = binary.path

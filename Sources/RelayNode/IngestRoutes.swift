@@ -78,7 +78,6 @@ struct IngestRoutes: Sendable {
         case .noLeader: "no cluster leader is known; the cluster is electing one or has lost its majority"
         case .outcomeUnknown(let reason): "the event may not have been stored (\(reason)); retry"
         case .storeFailed(let reason): "this node's store failed (\(reason))"
-        case .stopping: "this node is shutting down"
         case .notLeader, .peerFailed: "the leader could not be reached (\(error))"
         }
     }

@@ -7,8 +7,6 @@ import RelayStore
 public enum EngineError: Error, Sendable, Equatable {
     /// The store failed a write: the node no longer knows what is on disk and takes nothing more.
     case storeFailed(String)
-    /// The node is shutting down.
-    case stopping
     /// Only the leader appends; the caller hands the command to `leader` (nil: none known).
     case notLeader(leader: NodeID?)
     /// No leader became known within `leader_wait_milliseconds`.

@@ -8,13 +8,10 @@ import Testing
 /// bounded `leader_wait_milliseconds`, then gets 503 with Retry-After, and `/readyz` says why.
 @Suite struct NoLeaderTests {
     @Test func withoutAMajorityARequestWaitsBoundedThenGets503AndTheNodeIsNotReady() async throws {
-        let peerPort = 10_000 + Int.random(in: 0..<10_000)  // below the ephemeral range
+        let peerPort = PeerTestSupport.peerPort()
         try await TestNode.run(configure: { configuration in
-            configuration.nodeID = 1
-            configuration.peers = "1=http://127.0.0.1:\(peerPort),2=http://127.0.0.1:9,3=http://127.0.0.1:9"
-            configuration.clusterSecret = "0123456789abcdef0123456789abcdef-test"
+            PeerTestSupport.loneMember(&configuration, peerPort: peerPort, secret: "0123456789abcdef0123456789abcdef-test")
             configuration.leaderWaitMilliseconds = 400
-            configuration.upstreamTimeoutSettingMilliseconds = nil
         }) { (node: TestNode) async throws in
             let started = ContinuousClock.now
             let response = try await node.send(TestSupport.alert(dedupKey: "nobody-leads"))

@@ -67,31 +67,15 @@ import Testing
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
         defer { _ = client.shutdown() }
-        let body = MessageCodec.encode([
-            Message<RelayStateMachine>(from: 2, to: 1, term: 5, body: .voteRequest(lastLogIndex: 9, lastLogTerm: 4))
-        ])
-        let timestamp = Int64(Date().timeIntervalSince1970 * 1_000)
-        var request = HTTPClientRequest(url: "\(scheme)://127.0.0.1:\(port)\(PeerWire.messagesPath)")
-        request.method = .POST
-        request.headers.add(name: PeerAuthenticator.nodeHeader, value: "2")
-        request.headers.add(name: PeerAuthenticator.timestampHeader, value: String(timestamp))
-        request.headers.add(
-            name: PeerAuthenticator.signatureHeader,
-            value: PeerAuthenticator(secret: Self.secret, members: [1, 2, 3]).signature(
-                method: "POST", path: PeerWire.messagesPath, node: 2, timestamp: timestamp, body: body))
-        request.body = .bytes(ByteBuffer(bytes: body))
+        let request = PeerTestSupport.signedRequest(scheme: scheme, port: port, secret: Self.secret)
         return (try? await client.execute(request, timeout: .seconds(5))).map { Int($0.status.code) }
     }
 
     @Test func onlyCAVerifiedPeersGetThrough() async throws {
         let files = try await Self.makeFiles()
-        let peerPort = 10_000 + Int.random(in: 0..<10_000)  // below the ephemeral range
+        let peerPort = PeerTestSupport.peerPort()
         try await TestNode.run(configure: { configuration in
-            configuration.nodeID = 1
-            configuration.peers = "1=https://127.0.0.1:\(peerPort),2=https://127.0.0.1:9,3=https://127.0.0.1:9"
-            configuration.clusterSecret = Self.secret
-            configuration.electionTimeoutMilliseconds = 60_000
-            configuration.heartbeatIntervalMilliseconds = 1_000
+            PeerTestSupport.loneMember(&configuration, peerPort: peerPort, scheme: "https", secret: Self.secret)
             configuration.peerTLSCertificateFile = files.certificate("node")
             configuration.peerTLSKeyFile = files.key("node")
             configuration.peerTLSCAFile = files.ca

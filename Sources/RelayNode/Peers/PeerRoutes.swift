@@ -37,9 +37,9 @@ struct PeerRoutes: Sendable {
                 for (index, command) in commands.enumerated() {
                     group.addTask { (index, await engine.outcome(of: command)) }
                 }
-                var outcomes = [Result<CommandResult, EngineError>](repeating: .failure(.stopping), count: commands.count)
+                var outcomes = [Result<CommandResult, EngineError>?](repeating: nil, count: commands.count)
                 for await (index, outcome) in group { outcomes[index] = outcome }
-                return outcomes
+                return outcomes.map { $0! }
             }
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: PeerWire.encode(outcomes: outcomes))))
         }
@@ -47,7 +47,7 @@ struct PeerRoutes: Sendable {
             _ = try await authenticate(request, path: PeerWire.statusPath, upTo: 0)
             let view = await engine.clusterView()
             let status = PeerWire.Status(
-                term: view.term, awaitingDiskDecision: view.awaitingDiskDecision, recovering: !view.mayVote && !view.awaitingDiskDecision)
+                term: view.term, recovering: !view.mayVote && !view.awaitingDiskDecision)
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: status.encoded)))
         }
     }

@@ -13,7 +13,6 @@ enum PeerWire {
     /// What a fresh node asks its peers before it trusts its empty disk.
     struct Status: Sendable, Equatable {
         let term: Term
-        let awaitingDiskDecision: Bool
         let recovering: Bool
 
         /// A peer that has never taken part in the cluster.
@@ -22,20 +21,18 @@ enum PeerWire {
         var encoded: [UInt8] {
             var writer = ByteWriter()
             writer.write(term)
-            writer.write(awaitingDiskDecision)
             writer.write(recovering)
             return writer.bytes
         }
 
-        init(term: Term, awaitingDiskDecision: Bool, recovering: Bool) {
+        init(term: Term, recovering: Bool) {
             self.term = term
-            self.awaitingDiskDecision = awaitingDiskDecision
             self.recovering = recovering
         }
 
         init(encoded: [UInt8]) throws(DecodingFailure) {
             var reader = ByteReader(encoded)
-            self.init(term: try reader.readUInt64(), awaitingDiskDecision: try reader.readBool(), recovering: try reader.readBool())
+            self.init(term: try reader.readUInt64(), recovering: try reader.readBool())
         }
     }
 
