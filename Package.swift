@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // System SQLite (libsqlite3-dev); `import SQLite3` does not exist on Linux.
@@ -122,15 +123,25 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .executableTarget(
-            name: "pdrelay-loadtest",
+        // The load-test harness: generator, audit, chaos, reports and charts (loadtest/README.md).
+        .target(
+            name: "LoadTestKit",
             dependencies: [
-                "MockPagerDuty", "RelayProcess", "ClusterHarness", "RelayClient",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MockPagerDuty", "RelayProcess", "ClusterHarness", "RelayClient", "RelayCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "loadtest/Sources/LoadTestKit"
+        ),
+        .executableTarget(
+            name: "pdrelay-loadtest",
+            dependencies: [
+                "LoadTestKit", "MockPagerDuty", "ClusterHarness",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "loadtest/Sources/pdrelay-loadtest"
         ),
@@ -138,6 +149,8 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"]),
         .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore", "RelayCore"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator"]),
+        .testTarget(
+            name: "LoadTestKitTests", dependencies: ["LoadTestKit", "MockPagerDuty", "RelayTestSupport"]),
         .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayTestSupport"]),
         .testTarget(
             name: "RelayNodeTests",

@@ -35,8 +35,11 @@ public final class LocalCluster: @unchecked Sendable {
     public func logPath(_ node: Int) -> String { "\(directory)/node-\(node).log" }
     public func log(_ node: Int) -> String { (try? String(contentsOfFile: logPath(node), encoding: .utf8)) ?? "" }
 
-    public func pid(_ node: Int) -> pid_t? {
-        (try? String(contentsOfFile: "\(directory)/node-\(node).pid", encoding: .utf8))
+    public func pid(_ node: Int) -> pid_t? { pid(file: "node-\(node).pid") }
+    public var loadBalancerPID: pid_t? { pid(file: "haproxy.pid") }
+
+    private func pid(file: String) -> pid_t? {
+        (try? String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8))
             .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 

@@ -10,7 +10,8 @@ import ServiceLifecycle
 
 /// A real HTTP server that plays PagerDuty's Events API for tests and load tests: it checks every
 /// event against PagerDuty's rules, records it, and answers as scripted (202, 400, 429 with
-/// Retry-After, 5xx, slowly, or not at all until the client gives up).
+/// Retry-After, 5xx, slowly, or not at all until the client gives up), either as a script of
+/// next replies or as fault rules for a share of requests within a time window.
 public actor MockPagerDuty {
     public indirect enum Reply: Sendable, Equatable {
         /// 202 with PagerDuty's success body, or 400 if the event breaks PagerDuty's rules.
@@ -22,12 +23,16 @@ public actor MockPagerDuty {
 
     public struct Delivery: Sendable {
         public let path: String
+        /// Empty when the mock was made with `recordsBodies: false`.
         public let body: [UInt8]
         public let routingKey: String?
         public let dedupKey: String?
         public let action: String?
         /// The relay's leadership term, when it sends one.
         public let term: String?
+        /// `payload.custom_details.sequence`, when the sender numbered its events per key (the
+        /// load test does), so that order and duplicates are checked per event, not per action.
+        public let sequence: Int?
         public let receivedAt: ContinuousClock.Instant
         /// The status the mock answered.
         public let status: Int
@@ -38,12 +43,17 @@ public actor MockPagerDuty {
 
     private var script: Deque<Reply> = []
     private var defaultReply: Reply = .accept
+    private var faults = FaultDealer()
+    private let recordsBodies: Bool
     public private(set) var deliveries: [Delivery] = []
     private var serviceGroup: ServiceGroup?
     private var runTask: Task<Void, any Error>?
     public private(set) var port = 0
 
-    public init() {}
+    /// `recordsBodies: false` keeps memory flat in long load tests (every other field is kept).
+    public init(recordsBodies: Bool = true) {
+        self.recordsBodies = recordsBodies
+    }
 
     /// A PEM certificate chain and private key: the mock then speaks HTTPS only.
     public struct TLSFiles: Sendable {
@@ -106,6 +116,15 @@ public actor MockPagerDuty {
 
     public func setDefaultReply(_ reply: Reply) { defaultReply = reply }
 
+    /// Replaces the fault rules; their windows count from `epoch`. A scripted reply still comes
+    /// first, and a request that no rule picks gets the default reply.
+    public func setFaults(_ rules: [FaultRule], epoch: ContinuousClock.Instant = .now) {
+        faults = FaultDealer(rules: rules, epoch: epoch)
+    }
+
+    /// The deliveries recorded after the first `index`: a long run reads only what is new.
+    public func deliveries(since index: Int) -> [Delivery] { Array(deliveries[min(index, deliveries.count)...]) }
+
     /// Deliveries the mock answered with 2xx.
     public var accepted: [Delivery] { deliveries.filter { (200..<300).contains($0.status) } }
 
@@ -142,15 +161,17 @@ public actor MockPagerDuty {
     }
 
     private func handle(path: String, body: [UInt8], term: String?) async -> Response {
-        var reply = script.popFirst() ?? defaultReply
+        let arrived = ContinuousClock.now
+        var reply = script.popFirst() ?? faults.reply(at: arrived) ?? defaultReply
         let api: IngestAPI = path == "/v2/enqueue" ? .v2Alert : .v2Change
         var validationErrors: [String] = []
         if case .failure(let error) = EventValidator.validate(body: body, api: api) { validationErrors = error.errors }
         let json = try? JSONValue.parse(body)
         let record = { (status: Int) in
             Delivery(
-                path: path, body: body, routingKey: json?["routing_key"]?.stringValue, dedupKey: json?["dedup_key"]?.stringValue,
-                action: json?["event_action"]?.stringValue, term: term, receivedAt: .now, status: status,
+                path: path, body: self.recordsBodies ? body : [], routingKey: json?["routing_key"]?.stringValue,
+                dedupKey: json?["dedup_key"]?.stringValue, action: json?["event_action"]?.stringValue, term: term,
+                sequence: Self.sequence(in: json), receivedAt: .now, status: status,
                 validationErrors: validationErrors)
         }
         while case .delayed(let milliseconds, let inner) = reply {
@@ -178,6 +199,11 @@ public actor MockPagerDuty {
         case .delayed:
             preconditionFailure("delays were unwrapped above")
         }
+    }
+
+    private static func sequence(in json: JSONValue?) -> Int? {
+        guard case .integer(let value) = json?["payload"]?["custom_details"]?["sequence"] else { return nil }
+        return Int(value)
     }
 
     private static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {

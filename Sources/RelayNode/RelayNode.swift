@@ -56,7 +56,7 @@ public enum RelayNode {
                     configuration: .init(address: .hostname(peerAddress.host, port: peerAddress.port), serverName: "pdrelay-peer"),
                     onServerRunning: { channel in
                         let port = channel.localAddress?.port ?? peerAddress.port
-                        logger.info(
+                        logger.notice(
                             "peer listener up",
                             metadata: [
                                 "peer_address": "\(peerAddress.host):\(port)", "node_id": "\(configuration.nodeID)",
@@ -86,7 +86,7 @@ public enum RelayNode {
                 configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "pdrelay"),
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? configuration.listenPort
-                    logger.info("listening", metadata: ["address": "\(configuration.listenHost):\(port)"])
+                    logger.notice("listening", metadata: ["address": "\(configuration.listenHost):\(port)"])
                     await onListening(port)
                 },
                 logger: logger))

@@ -36,6 +36,7 @@ public final class RelayProcess: @unchecked Sendable {
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
+    public var pid: pid_t { process.processIdentifier }
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// `kill -9`: no shutdown code runs.

@@ -21,8 +21,11 @@ struct CommandResult {
     let stdout: String
     let stderr: String
 
-    static func run(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) async throws -> CommandResult {
+    static func run(
+        _ tool: String, _ arguments: [String], environment extra: [String: String] = [:], workingDirectory: String? = nil
+    ) async throws -> CommandResult {
         let process = Process()
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         process.executableURL = TestSupport.binDirectory.appendingPathComponent(tool)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }

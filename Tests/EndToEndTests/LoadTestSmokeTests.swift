@@ -1,0 +1,41 @@
+import Foundation
+import RelayTestSupport
+import Testing
+
+/// The load-test harness as CI runs it: `pdrelay-loadtest bench --smoke` on the binaries the
+/// tests built, against one real node and three real nodes behind a real HAProxy, with the
+/// leader killed with SIGKILL and upstream errors. Only correctness is asserted, never speed.
+@Suite(.serialized) struct LoadTestSmokeTests {
+    @Test func theSmokeRunLosesNothingKeepsOrderAndWritesItsReport() async throws {
+        let output = TestSupport.temporaryDirectory("loadtest-smoke")
+        let run = try await CommandResult.run(
+            "pdrelay-loadtest",
+            [
+                "bench", "--smoke", "--relay-binary", TestSupport.binDirectory.appendingPathComponent("pdrelay").path, "--output-dir",
+                output,
+            ], workingDirectory: TestSupport.packageRoot.path)
+        #expect(run.status == 0, "\(run.stdout.suffix(3_000))\n\(run.stderr.suffix(2_000))")
+
+        let report = try #require(
+            TestSupport.json(Array(try Data(contentsOf: URL(fileURLWithPath: output + "/report.json")))), "report.json is written")
+        let phases = try #require(report["phases"] as? [[String: Any]])
+        #expect(phases.compactMap { $0["name"] as? String } == ["single-node", "chaos"])
+        for phase in phases {
+            let name = phase["name"] as? String ?? "?"
+            let audit = try #require(phase["audit"] as? [String: Any], "\(name) is audited")
+            #expect(audit["lost"] as? Int == 0, "\(name): \(audit)")
+            #expect(audit["orderViolations"] as? Int == 0, "\(name): \(audit)")
+            #expect(audit["staleTermDeliveries"] as? Int == 0, "\(name): \(audit)")
+            #expect(audit["duplicatesBeyondBound"] as? Int == 0, "\(name): \(audit)")
+            #expect((audit["acknowledged"] as? Int ?? 0) > 100, "\(name) carried load: \(audit)")
+            #expect((phase["upstreamStatuses"] as? [String: Int])?["500"] ?? 0 > 0, "\(name) met the scripted upstream errors")
+            let chart = try String(contentsOfFile: output + "/chart-\(name).svg", encoding: .utf8)
+            #expect(chart.hasPrefix("<svg") && chart.hasSuffix("</svg>\n"))
+        }
+        let chaos = try #require((phases.last?["chaos"] as? [[String: Any]])?.first, "the leader kill is reported")
+        #expect(chaos["role"] as? String == "leader")
+        #expect(chaos["firstAcceptedAfterMilliseconds"] as? Double != nil, "the cluster accepted events again after the kill")
+        let table = try String(contentsOfFile: output + "/report.txt", encoding: .utf8)
+        #expect(table.contains("lost events, all phases"))
+    }
+}
