@@ -88,7 +88,8 @@ public struct PhaseRunner: Sendable {
         let loadNanoseconds = Int64(loadSeconds * 1e9)
         let deliveredDuringLoad = records.filter { $0.delivered && $0.receivedNanoseconds <= loadNanoseconds }.count
         let timelineSeconds = Int((loadSeconds + (drainSeconds ?? 0)).rounded(.up))
-        let meanGapMilliseconds = loadSeconds * 1_000 / Double(max(sent.count, 1)) * Double(workload.connections)
+        // An outage is a gap between 202s far longer than the usual one (at least 250 ms).
+        let meanGapMilliseconds = loadSeconds * 1_000 / Double(max(accepted.count, 1))
         return PhaseReport(
             name: name, target: description, workload: workload, upstreamFaults: upstreamFaults.map(\.description),
             loadSeconds: loadSeconds, sent: sent.count, accepted: accepted.count, rejectedByStatus: rejected,
