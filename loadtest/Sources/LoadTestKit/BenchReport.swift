@@ -7,7 +7,6 @@ public struct BenchReport: Sendable, Codable {
         public var cores: Int
         public var memoryGigabytes: Double
         public var kernel: String
-        public var haproxy: String?
 
         public static func current() -> Machine {
             let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
@@ -15,7 +14,7 @@ public struct BenchReport: Sendable, Codable {
             return Machine(
                 cores: ProcessInfo.processInfo.activeProcessorCount,
                 memoryGigabytes: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
-                kernel: kernel ?? "unknown", haproxy: nil)
+                kernel: kernel ?? "unknown")
         }
     }
 
