@@ -7,14 +7,17 @@ public struct ClusterTiming: Sendable, Equatable {
     public var minimumElectionTimeoutMilliseconds: Int64
     /// The largest difference in clock *rate* between two nodes, as a fraction (0.01 = 1 %).
     public var maxClockDrift: Double
-    /// Each upstream request is cancelled hard at this time; it must fit inside the lease.
+    /// Each upstream request is cancelled hard at this time, and no byte of it leaves later. It
+    /// is independent of the lease: a key whose request may still be out waits this long (see
+    /// `intentHoldMilliseconds`) after a failover, every other key not at all.
     public var upstreamTimeoutMilliseconds: Int64
-    /// Extra room a delivery needs on the lease beyond the upstream timeout.
+    /// A send starts only while the lease has at least this much left, and a new leader adds it
+    /// to its wait for an older term's request: room for the last bytes to reach the upstream.
     public var deliveryMarginMilliseconds: Int64
 
     public init(
         heartbeatIntervalMilliseconds: Int64 = 100, minimumElectionTimeoutMilliseconds: Int64 = 1_000, maxClockDrift: Double = 0.01,
-        upstreamTimeoutMilliseconds: Int64 = 700, deliveryMarginMilliseconds: Int64 = 50
+        upstreamTimeoutMilliseconds: Int64 = 10_000, deliveryMarginMilliseconds: Int64 = 50
     ) {
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
         self.minimumElectionTimeoutMilliseconds = minimumElectionTimeoutMilliseconds
@@ -30,6 +33,19 @@ public struct ClusterTiming: Sendable, Equatable {
         Int64((Double(minimumElectionTimeoutMilliseconds) * (1 - maxClockDrift)).rounded(.down))
     }
 
+    /// The longest an upstream request may take: a key with a request in flight at a failover
+    /// waits about this long before the new leader delivers it.
+    public static let maxUpstreamTimeoutMilliseconds: Int64 = 300_000
+
+    /// How long a new leader holds a key whose last intent came from an older term: that term's
+    /// request may still be on its way until its hard deadline, `upstreamTimeout` on the old
+    /// leader's clock, which may run slower than this one's by the drift bound; the margin covers
+    /// the last bytes' way to the upstream. The old leader sent only while its lease held, so
+    /// before this node took office, which is where the hold is counted from.
+    public var intentHoldMilliseconds: Int64 {
+        upstreamTimeoutMilliseconds + Int64((Double(upstreamTimeoutMilliseconds) * maxClockDrift).rounded(.up)) + deliveryMarginMilliseconds
+    }
+
     public func validate() throws(TimingError) {
         guard heartbeatIntervalMilliseconds > 0 else { throw TimingError("heartbeat_interval_milliseconds must be positive") }
         guard (0..<0.2).contains(maxClockDrift) else { throw TimingError("max_clock_drift must be in [0, 0.2)") }
@@ -38,15 +54,22 @@ public struct ClusterTiming: Sendable, Equatable {
                 "minimum_election_timeout_milliseconds (\(minimumElectionTimeoutMilliseconds)) must be at least 3 × heartbeat_interval_milliseconds (\(heartbeatIntervalMilliseconds)), or followers campaign after missing a single heartbeat"
             )
         }
-        guard upstreamTimeoutMilliseconds > 0, deliveryMarginMilliseconds >= 0 else {
-            throw TimingError("upstream_timeout_milliseconds must be positive and delivery_margin_milliseconds not negative")
+        guard (1...Self.maxUpstreamTimeoutMilliseconds).contains(upstreamTimeoutMilliseconds) else {
+            throw TimingError(
+                "upstream_timeout_milliseconds (\(upstreamTimeoutMilliseconds)) must be 1…\(Self.maxUpstreamTimeoutMilliseconds): a key in flight at a failover waits that long for the old leader's request to end"
+            )
+        }
+        guard deliveryMarginMilliseconds > 0 else {
+            throw TimingError(
+                "delivery_margin_milliseconds must be positive: it is the room for a request's last bytes to reach the upstream before a new leader sends for the same key"
+            )
         }
         // Right after renewal the lease has leaseDuration − (time since the round was sent) left,
-        // and it is renewed once per heartbeat, so a delivery can start only if this holds.
+        // and it is renewed once per heartbeat, so a send can start only if this holds.
         let usable = leaseDurationMilliseconds - heartbeatIntervalMilliseconds
-        guard upstreamTimeoutMilliseconds + deliveryMarginMilliseconds <= usable else {
+        guard deliveryMarginMilliseconds <= usable / 2 else {
             throw TimingError(
-                "upstream_timeout_milliseconds (\(upstreamTimeoutMilliseconds)) + delivery_margin_milliseconds (\(deliveryMarginMilliseconds)) must fit in the lease less one heartbeat (\(usable) ms = minimum election timeout × (1 − max drift) − heartbeat), or no delivery could ever start: a delivery must end before the lease does"
+                "delivery_margin_milliseconds (\(deliveryMarginMilliseconds)) must be at most half the lease less one heartbeat (\(usable) ms = minimum election timeout × (1 − max drift) − heartbeat), or sends would start only in a sliver of each lease"
             )
         }
     }

@@ -80,6 +80,8 @@ public enum MessageCodec {
             for event in contents.events { writer.write(event) }
             writer.write(UInt64(contents.dedupEntries.count))
             for entry in contents.dedupEntries { writer.write(entry) }
+            writer.write(UInt64(contents.intents.count))
+            for intent in contents.intents { writer.write(intent) }
             writer.write(round)
         case .snapshotResponse(let matchIndex, let round):
             writer.write(UInt64(7))
@@ -119,7 +121,10 @@ public enum MessageCodec {
             for _ in 0..<(try reader.readCount()) { events.append(try reader.readEvent()) }
             var dedup: [DedupEntry] = []
             for _ in 0..<(try reader.readCount()) { dedup.append(try reader.readDedupEntry()) }
-            let machine = RelayStateMachine(limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber)
+            var intents: [DeliveryIntent] = []
+            for _ in 0..<(try reader.readCount()) { intents.append(try reader.readIntent()) }
+            let machine = RelayStateMachine(
+                limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents)
             body = .installSnapshot(Snapshot(index: index, term: snapshotTerm, machine: machine), round: try reader.readUInt64())
         case 7: body = .snapshotResponse(matchIndex: try reader.readUInt64(), round: try reader.readUInt64())
         case 8: body = .timeoutNow

@@ -68,6 +68,8 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     private var roundSentAt: [UInt64: Int64] = [:]
     private var ackedRound: [NodeID: UInt64] = [:]
     private var leaseExpiry: Int64?
+    /// When this node became leader of the current term, on its clock.
+    private var leaderSince: Int64 = 0
     private var lastQuorumContact: Int64 = 0
     private var lastContact: [NodeID: Int64] = [:]
     /// The commit index the leader last told this node: how far behind a follower is.
@@ -150,17 +152,26 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         }
     }
 
-    /// The upstream fencing rule: a delivery may start only if it ends (at the upstream timeout)
-    /// before the lease does.
+    /// Whether a send may start now: only while the lease holds (with the delivery margin to
+    /// spare), so every send of this term starts before any later leader takes office. Each send
+    /// also needs a committed intent (`deliveryFence`), and a key an older term may still be
+    /// sending waits out that request's deadline.
     ///
     /// A new leader also waits until it has committed an entry of its own term: only then has
-    /// it applied every committed outcome, so it cannot re-send an event behind a later one that
-    /// an earlier leader already delivered.
+    /// it applied every committed outcome and intent, so it cannot re-send an event behind a
+    /// later one that an earlier leader already delivered, nor miss an open intent.
     public func mayStartDelivery(now: Int64) -> Bool {
         guard role == .leader, log.term(at: commitIndex) == term else { return false }
         // Alone, no other node can ever be elected, so there is no lease to respect.
         if members.count == 1 || faults.injects(.deliverWithoutLeaseCheck) { return true }
-        return leaseRemainingMilliseconds(now: now) >= timing.upstreamTimeoutMilliseconds + timing.deliveryMarginMilliseconds
+        return leaseRemainingMilliseconds(now: now) >= timing.deliveryMarginMilliseconds
+    }
+
+    /// The per-key fencing rule of this leader's term; nil unless this node leads.
+    public var deliveryFence: DeliveryFence? {
+        guard role == .leader else { return nil }
+        return DeliveryFence(
+            term: term, officeStartMilliseconds: leaderSince, timing: timing, intentsRequired: members.count > 1, faults: faults)
     }
 
     // MARK: inputs
@@ -405,6 +416,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     private mutating func becomeLeader(now: Int64) {
         role = .leader
         leaderID = id
+        leaderSince = now
         leaseExpiry = nil
         roundSentAt = [:]
         ackedRound = [:]
@@ -583,4 +595,6 @@ public struct ProtocolFaults: OptionSet, Sendable, Hashable {
     public static let leaseIgnoresDrift = ProtocolFaults(rawValue: 1 << 2)
     public static let deliverWithoutLeaseCheck = ProtocolFaults(rawValue: 1 << 3)
     public static let forgetVoteOnRestart = ProtocolFaults(rawValue: 1 << 4)
+    /// A new leader sends for a key at once, although an older term's intent for it is open.
+    public static let ignoreOpenIntents = ProtocolFaults(rawValue: 1 << 5)
 }

@@ -23,15 +23,22 @@ public struct FaultMix: Sendable, CustomStringConvertible {
     public var clocksAtTheBound: Bool
     /// Chance that a node crashes (and comes straight back) right after it has written a vote.
     public var crashAfterVoteShare: Double
+    /// Chance that a leader freezes (longer than the lease) right after an intent of its applies,
+    /// before it sends: the moment the send-time lease check is for.
+    public var pauseAfterIntentShare: Double
     /// Few requests leave the heartbeat as the leader's only news to its followers.
     public var clientRequestsPerSecond: Int
+    /// The nodes' upstream timeout: from well inside the lease to ten times it.
+    public var upstreamTimeoutMilliseconds: Int64
     public var upstream: UpstreamMix
 
     public struct UpstreamMix: Sendable {
         public var rejectShare: Double
         public var throttleShare: Double
         public var serverErrorShare: Double
-        /// Ingested, but the answer comes after the relay's timeout.
+        /// A slow proxy or link: the request reaches PagerDuty after a delay, and the answer comes
+        /// after another, each up to ten leases long; past the relay's timeout the request never
+        /// arrives (the send deadline stops it) or its answer is not waited for.
         public var slowShare: Double
         /// Never answers.
         public var hangShare: Double
@@ -57,7 +64,9 @@ public struct FaultMix: Sendable, CustomStringConvertible {
                 nodeCount: 3, dropProbability: 0, duplicateProbability: 0, maxNetworkDelayMilliseconds: 2, crashesPerSecond: 0,
                 pausesPerSecond: 0.3, partitionsPerSecond: 1.5, handOversPerSecond: 0, diskLossShare: 0, clockDrift: 0.19,
                 clocksAtTheBound: true,
-                crashAfterVoteShare: 0, clientRequestsPerSecond: 2, upstream: .healthy, focus: .clocks)
+                crashAfterVoteShare: 0, pauseAfterIntentShare: 0.02, clientRequestsPerSecond: 2, upstreamTimeoutMilliseconds: 700,
+                upstream: .healthy,
+                focus: .clocks)
         }
         return FaultMix(
             nodeCount: random.next() % 4 == 0 ? 5 : 3,
@@ -65,10 +74,11 @@ public struct FaultMix: Sendable, CustomStringConvertible {
             maxNetworkDelayMilliseconds: 1 + Int64(random.next() % [3, 30, 100][Int(random.next() % 3)]),
             crashesPerSecond: chance(1.0), pausesPerSecond: chance(0.5), partitionsPerSecond: chance(0.8),
             handOversPerSecond: chance(0.8), diskLossShare: chance(0.5), clockDrift: [0.01, 0.05, 0.1, 0.19][Int(random.next() % 4)],
-            clocksAtTheBound: random.next() % 2 == 0, crashAfterVoteShare: chance(0.5),
+            clocksAtTheBound: random.next() % 2 == 0, crashAfterVoteShare: chance(0.5), pauseAfterIntentShare: chance(0.05),
             clientRequestsPerSecond: 2 + Int(random.next() % 30),
+            upstreamTimeoutMilliseconds: [300, 700, 2_000, 5_000, 10_000][Int(random.next() % 5)],
             upstream: UpstreamMix(
-                rejectShare: chance(0.05), throttleShare: chance(0.1), serverErrorShare: chance(0.15), slowShare: chance(0.05),
+                rejectShare: chance(0.05), throttleShare: chance(0.1), serverErrorShare: chance(0.15), slowShare: chance(0.3),
                 hangShare: chance(0.05)),
             focus: .everything)
     }
@@ -76,6 +86,6 @@ public struct FaultMix: Sendable, CustomStringConvertible {
     public var description: String {
         func percent(_ value: Double) -> String { "\(Int((value * 100).rounded()))%" }
         return
-            "focus=\(focus.rawValue) nodes=\(nodeCount) drop=\(percent(dropProbability)) dup=\(percent(duplicateProbability)) delay≤\(maxNetworkDelayMilliseconds)ms drift=\(percent(clockDrift))\(clocksAtTheBound ? " at the bound" : "") crash/s=\(crashesPerSecond) pause/s=\(pausesPerSecond) partition/s=\(partitionsPerSecond) handover/s=\(handOversPerSecond) diskloss=\(percent(diskLossShare)) crash-after-vote=\(percent(crashAfterVoteShare)) clients/s=\(clientRequestsPerSecond) upstream: 400=\(percent(upstream.rejectShare)) 429=\(percent(upstream.throttleShare)) 5xx=\(percent(upstream.serverErrorShare)) slow=\(percent(upstream.slowShare)) hang=\(percent(upstream.hangShare))"
+            "focus=\(focus.rawValue) nodes=\(nodeCount) drop=\(percent(dropProbability)) dup=\(percent(duplicateProbability)) delay≤\(maxNetworkDelayMilliseconds)ms drift=\(percent(clockDrift))\(clocksAtTheBound ? " at the bound" : "") crash/s=\(crashesPerSecond) pause/s=\(pausesPerSecond) partition/s=\(partitionsPerSecond) handover/s=\(handOversPerSecond) diskloss=\(percent(diskLossShare)) crash-after-vote=\(percent(crashAfterVoteShare)) pause-after-intent=\(percent(pauseAfterIntentShare)) clients/s=\(clientRequestsPerSecond) upstream timeout=\(upstreamTimeoutMilliseconds)ms: 400=\(percent(upstream.rejectShare)) 429=\(percent(upstream.throttleShare)) 5xx=\(percent(upstream.serverErrorShare)) slow=\(percent(upstream.slowShare)) hang=\(percent(upstream.hangShare))"
     }
 }

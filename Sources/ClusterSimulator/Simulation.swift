@@ -47,6 +47,8 @@ public struct Simulation {
         var clientTokens: [LogIndex: Int] = [:]
         /// Outcomes proposed but not yet applied: the key is released only once its outcome is.
         var pendingOutcomes: [LogIndex: (key: OrderingKey, retryAt: Int64?)] = [:]
+        /// Intents proposed but not yet applied: the event is sent only once its intent is.
+        var pendingIntents: [LogIndex: QueuedEvent] = [:]
         /// Lost its disk and has not caught up yet; survives further crashes, as a marker file
         /// in the node's new store would.
         var recovering = false
@@ -71,6 +73,9 @@ public struct Simulation {
         case handOver(NodeID)
         case continueHandOver(NodeID, incarnation: Int, deadline: Int64)
         case client(request: Int)
+        /// A committed intent's send, a moment after it applied (the engine's task runs then); a
+        /// paused node carries it out when it wakes, after checking its lease again.
+        case send(NodeID, incarnation: Int, term: Term, QueuedEvent)
         case upstreamArrival(Delivery)
         case deliveryOutcome(Delivery, verdict: UpstreamVerdict)
         case heal
@@ -128,7 +133,9 @@ public struct Simulation {
     /// term in which it was committed.
     var committed: [LogIndex: (term: Term, command: RelayCommand?, committedBy: Term)] = [:]
     var maxDeliveredPerKey: [OrderingKey: UInt64] = [:]
-    var newestDeliveredTerm: Term = 0
+    /// The newest term that has started a request for each key: an older term's request must
+    /// not land after it (per-key fencing).
+    var newestStartedTerm: [OrderingKey: Term] = [:]
     var violation: String?
     var steps = 0
     var trace: [String] = []
@@ -141,6 +148,7 @@ public struct Simulation {
         mix = FaultMix.draw(&random)
         timing = options.timing
         timing.maxClockDrift = mix.clockDrift
+        timing.upstreamTimeoutMilliseconds = mix.upstreamTimeoutMilliseconds
         upstreamMix = mix.upstream
         self.random = random
         members = Array(1...mix.nodeCount)
@@ -166,7 +174,9 @@ public struct Simulation {
 
     /// Runs the seed to the end, or to the first violation.
     public mutating func run() -> Outcome {
-        let end = options.faultPhaseMilliseconds + options.healedPhaseMilliseconds
+        // After healing, a last leader change may hold keys for an older term's requests
+        // (`intentHoldMilliseconds`) before their events can go: give liveness room for that.
+        let end = options.faultPhaseMilliseconds + options.healedPhaseMilliseconds + 2 * timing.intentHoldMilliseconds
         while violation == nil, let next = queue.popMin(), next.time <= end {
             now = next.time
             steps += 1
@@ -346,6 +356,8 @@ public struct Simulation {
             schedule(at: now + 100 + Int64(random.next() % 1_000), .restart(id, lostDisk: false))
         case .client(let index):
             sendClientRequest(index)
+        case .send(let id, let incarnation, let term, let event):
+            send(event, from: id, incarnation: incarnation, term: term)
         case .upstreamArrival(let delivery):
             upstreamReceives(delivery)
         case .deliveryOutcome(let delivery, let verdict):
@@ -376,6 +388,7 @@ public struct Simulation {
         nodes[id - 1].ledTerm = nil
         nodes[id - 1].clientTokens = [:]
         nodes[id - 1].pendingOutcomes = [:]
+        nodes[id - 1].pendingIntents = [:]
         nodes[id - 1].scheduler = DeliveryScheduler(maxInFlight: 8)
     }
 
@@ -488,6 +501,17 @@ public struct Simulation {
         if let pending = nodes[id - 1].pendingOutcomes.removeValue(forKey: applied.index) {
             nodes[id - 1].scheduler.finished(pending.key, retryAtMilliseconds: pending.retryAt)
         }
+        if let event = nodes[id - 1].pendingIntents.removeValue(forKey: applied.index) {
+            if case .intentOpened = applied.result?.result, applied.term == raft.term {
+                schedule(at: now + Int64(random.next() % 3), .send(id, incarnation: nodes[id - 1].incarnation, term: raft.term, event))
+                if !healed, nodes[id - 1].pausedUntil == nil, Double(random.next() % 1_000) / 1_000 < mix.pauseAfterIntentShare {
+                    schedule(
+                        at: now, .pause(id, milliseconds: timing.minimumElectionTimeoutMilliseconds * 2 + Int64(random.next() % 1_000)))
+                }
+            } else {
+                nodes[id - 1].scheduler.finished(event.key, retryAtMilliseconds: nil)
+            }
+        }
     }
 
     // MARK: clients
@@ -518,20 +542,58 @@ public struct Simulation {
 
     // MARK: deliveries and the upstream
 
+    /// As the engine: the scheduler picks keys (holding those an older term may still be sending),
+    /// each send first commits an intent, and goes out only once that intent has applied.
     mutating func startDeliveries(_ id: NodeID) {
         guard isRunning(id), !nodes[id - 1].draining, let raft = nodes[id - 1].raft, nodes[id - 1].ledTerm == raft.term,
-            raft.mayStartDelivery(now: localTime(id))
+            raft.mayStartDelivery(now: localTime(id)), let fence = raft.deliveryFence
         else { return }
-        let started = nodes[id - 1].scheduler.start(nowMilliseconds: localTime(id)) { raft.machine.head(of: $0) }
-        for event in started {
-            // The request is cancelled hard at the upstream timeout, measured on the node's clock.
-            let timeoutReal = Int64(Double(timing.upstreamTimeoutMilliseconds) / nodes[id - 1].clockRate)
-            let delivery = Delivery(
-                node: id, incarnation: nodes[id - 1].incarnation, term: raft.term, event: event, sentAtReal: now,
-                deadlineReal: now + timeoutReal)
-            nodes[id - 1].upstreamInFlight += 1
-            schedule(at: now + 1 + Int64(random.next() % 5), .upstreamArrival(delivery))
+        let started = nodes[id - 1].scheduler.start(
+            nowMilliseconds: localTime(id), head: { raft.machine.head(of: $0) },
+            notBefore: { fence.earliestStartMilliseconds(openIntent: raft.machine.openIntent(for: $0)) })
+        let intents = started.compactMap { fence.intent(for: $0) }
+        guard !intents.isEmpty else {
+            for event in started { send(event, from: id, incarnation: nodes[id - 1].incarnation, term: raft.term) }
+            return
         }
+        guard let (indexes, ready) = nodes[id - 1].raft!.propose(intents.map(RelayCommand.openIntent), now: localTime(id)) else { return }
+        for (index, event) in zip(indexes, started) { nodes[id - 1].pendingIntents[index] = event }
+        process(id, ready)
+    }
+
+    /// Sends one event whose intent is committed, if the lease still allows it now.
+    mutating func send(_ event: QueuedEvent, from id: NodeID, incarnation: Int, term: Term) {
+        guard nodes[id - 1].incarnation == incarnation, nodes[id - 1].raft != nil else { return }
+        if let until = nodes[id - 1].pausedUntil {
+            schedule(at: until, .send(id, incarnation: incarnation, term: term, event))
+            return
+        }
+        guard let raft = nodes[id - 1].raft, raft.role == .leader, raft.term == term, nodes[id - 1].ledTerm == term else { return }
+        guard raft.mayStartDelivery(now: localTime(id)) else {
+            // The lease ran short: the key tries again next heartbeat, with a new intent.
+            nodes[id - 1].scheduler.finished(event.key, retryAtMilliseconds: localTime(id) + timing.heartbeatIntervalMilliseconds)
+            return
+        }
+        // No byte leaves after the upstream timeout, measured on the node's clock.
+        let timeoutReal = Int64(Double(timing.upstreamTimeoutMilliseconds) / nodes[id - 1].clockRate)
+        let delivery = Delivery(
+            node: id, incarnation: incarnation, term: term, event: event, sentAtReal: now, deadlineReal: now + timeoutReal)
+        nodes[id - 1].upstreamInFlight += 1
+        newestStartedTerm[event.key] = max(newestStartedTerm[event.key] ?? 0, term)
+        // A slow proxy or link takes long to pass the request on; past the deadline the send
+        // guard has stopped it, and the upstream never sees it.
+        let transit = slowDelay() ?? 1 + Int64(random.next() % 5)
+        if transit > timeoutReal {
+            schedule(at: delivery.deadlineReal, .deliveryOutcome(delivery, verdict: .retry(retryAfterMilliseconds: nil)))
+        } else {
+            schedule(at: now + transit, .upstreamArrival(delivery))
+        }
+    }
+
+    /// A delay of up to ten leases, for the share of requests the upstream mix makes slow.
+    mutating func slowDelay() -> Int64? {
+        guard Double(random.next() % 10_000) / 10_000 < upstreamMix.slowShare else { return nil }
+        return Int64(random.next() % UInt64(10 * timing.leaseDurationMilliseconds))
     }
 
     mutating func upstreamReceives(_ delivery: Delivery) {
@@ -550,12 +612,12 @@ public struct Simulation {
         if roll < threshold { return reply(delivery, .retry(retryAfterMilliseconds: nil)) }
         // Ingested: check order and fencing at the moment it lands.
         land(delivery)
-        threshold += mix.slowShare
-        if roll < threshold {
+        let answerAt = now + (slowDelay() ?? 1 + Int64(random.next() % 5))
+        if answerAt >= delivery.deadlineReal {
             timedOutAttempts[delivery.event.number, default: 0] += 1
             schedule(at: delivery.deadlineReal, .deliveryOutcome(delivery, verdict: .retry(retryAfterMilliseconds: nil)))
         } else {
-            reply(delivery, .delivered)
+            schedule(at: answerAt, .deliveryOutcome(delivery, verdict: .delivered))
         }
     }
 
@@ -565,12 +627,11 @@ public struct Simulation {
 
     mutating func land(_ delivery: Delivery) {
         let event = delivery.event
-        if delivery.term < newestDeliveredTerm {
+        if let newer = newestStartedTerm[event.key], delivery.term < newer {
             violation =
-                "fencing: event \(event.number) from term \(delivery.term) landed after term \(newestDeliveredTerm) had delivered"
+                "fencing: event \(event.number) of \(event.key.dedupKey) from term \(delivery.term) landed after term \(newer) had started a request for the key"
             return
         }
-        newestDeliveredTerm = max(newestDeliveredTerm, delivery.term)
         if let newest = maxDeliveredPerKey[event.key], newest > event.number {
             violation = "order: event \(event.number) of \(event.key.dedupKey) delivered after event \(newest) of the same key"
             return

@@ -150,6 +150,9 @@ extension ByteWriter {
         case .purge(let filter):
             bytes.append(3)
             write(filter)
+        case .openIntent(let intent):
+            bytes.append(4)
+            write(intent)
         }
     }
 
@@ -168,6 +171,7 @@ extension ByteWriter {
         case .purged(let count):
             bytes.append(7)
             write(count)
+        case .intentOpened: bytes.append(8)
         }
     }
 
@@ -188,6 +192,13 @@ extension ByteWriter {
         write(event.state.rawValue)
         write(event.attempts)
         write(optional: event.lastError) { $0.write($1) }
+    }
+
+    public mutating func write(_ intent: DeliveryIntent) {
+        write(intent.key)
+        write(intent.eventNumber)
+        write(intent.term)
+        write(intent.attempt)
     }
 
     public mutating func write(_ entry: DedupEntry) {
@@ -231,6 +242,7 @@ extension ByteReader {
         case 1: return .recordAttempt(eventNumber: try readUInt64(), try readAttempt())
         case 2: return .retryDead(try readFilter())
         case 3: return .purge(try readFilter())
+        case 4: return .openIntent(try readIntent())
         case let tag: throw DecodingFailure("unknown command tag \(tag)")
         }
     }
@@ -245,6 +257,7 @@ extension ByteReader {
         case 5: return .eventGone
         case 6: return .retried(count: try readInt(), superseded: try readInt())
         case 7: return .purged(count: try readInt())
+        case 8: return .intentOpened
         case let tag: throw DecodingFailure("unknown result tag \(tag)")
         }
     }
@@ -255,6 +268,15 @@ extension ByteReader {
             body: try readBytes(), fingerprint: try readBytes(), receivedAtMilliseconds: try readInt64(),
             state: try read(QueuedEvent.State.self), attempts: try readInt(),
             lastError: try read { (reader) throws(DecodingFailure) in try reader.readString() })
+    }
+
+    public mutating func readIntent() throws(DecodingFailure) -> DeliveryIntent {
+        let key = try readOrderingKey()
+        let eventNumber = try readUInt64()
+        let term = try readUInt64()
+        let attempt = try readInt()
+        guard attempt > 0 else { throw DecodingFailure("an intent's attempt must count from 1, not \(attempt)") }
+        return DeliveryIntent(key: key, eventNumber: eventNumber, term: term, attempt: attempt)
     }
 
     public mutating func readDedupEntry() throws(DecodingFailure) -> DedupEntry {

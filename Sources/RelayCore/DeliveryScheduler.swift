@@ -39,8 +39,11 @@ public struct DeliveryScheduler: Sendable {
     }
 
     /// Picks events to start now, at most up to the in-flight limit. `head` gives the event that
-    /// is first for a key in the replicated state.
-    public mutating func start(nowMilliseconds now: Int64, head: (OrderingKey) -> QueuedEvent?) -> [QueuedEvent] {
+    /// is first for a key in the replicated state; `notBefore` the time before which a key must
+    /// not start (an older term's request may still be out for it), if any.
+    public mutating func start(
+        nowMilliseconds now: Int64, head: (OrderingKey) -> QueuedEvent?, notBefore: (OrderingKey) -> Int64? = { _ in nil }
+    ) -> [QueuedEvent] {
         while let wait = waiting.min, wait.atMilliseconds <= now {
             waiting.removeMin()
             guard waitingUntil[wait.key] == wait.atMilliseconds else { continue }
@@ -51,6 +54,10 @@ public struct DeliveryScheduler: Sendable {
         while inFlight.count < maxInFlight, let key = runnable.popFirst() {
             runnableSet.remove(key)
             guard let event = head(key) else { continue }
+            if let holdUntil = notBefore(key), holdUntil > now {
+                wait(key, until: holdUntil)
+                continue
+            }
             if let pause = pausedUntil[key.routingKey] {
                 if pause > now {
                     wait(key, until: pause)

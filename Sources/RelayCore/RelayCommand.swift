@@ -41,6 +41,9 @@ public enum RelayCommand: Sendable, Equatable {
     case accept(Acceptance)
     /// The leader's record of one delivery attempt: delivered, to retry, or dead-lettered.
     case recordAttempt(eventNumber: UInt64, AttemptRecord)
+    /// The leader's intent to send an event now (see `DeliveryIntent`); the outcome's
+    /// `recordAttempt` closes it.
+    case openIntent(DeliveryIntent)
     /// Operator: dead letters back to pending.
     case retryDead(EventFilter)
     /// Operator: forget events.
@@ -58,6 +61,8 @@ public enum CommandResult: Sendable, Equatable {
     /// The queue is at its limit; nothing was queued and the client must retry later.
     case queueFull
     case attemptRecorded
+    /// The intent is committed: the leader may send, while its lease holds.
+    case intentOpened
     /// An attempt for an event that is gone (purged while in flight).
     case eventGone
     case retried(count: Int, superseded: Int)
@@ -72,4 +77,6 @@ public enum StoreMutation: Sendable, Equatable {
     case deleteDedup(OrderingKey)
     case appendAttempt(eventNumber: UInt64, AttemptRecord)
     case setNextEventNumber(UInt64)
+    case putIntent(DeliveryIntent)
+    case deleteIntent(OrderingKey)
 }

@@ -49,6 +49,10 @@ public struct RelayStateMachine: Sendable {
     /// Pending event numbers per key, in acceptance order. Only the first may be in flight.
     private var queues: [OrderingKey: Deque<UInt64>] = [:]
     private var dedup: [OrderingKey: DedupEntry] = [:]
+    /// Open delivery intents, at most one per key: a request of that term may be on its way.
+    /// One outlives its event only if the event was purged while in flight; it goes when the key
+    /// is forgotten, so there are never more than `maxDedupKeys`.
+    private var intents: [OrderingKey: DeliveryIntent] = [:]
     /// Pending plus dead events per key: a key with live events is never forgotten.
     private var liveEventsPerKey: [OrderingKey: Int] = [:]
     /// Relay-assigned keys by fingerprint, so a retried keyless trigger gets its first key back.
@@ -65,7 +69,9 @@ public struct RelayStateMachine: Sendable {
     }
 
     /// Rebuilds the state from what the store holds.
-    public init(limits: Limits, events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64) {
+    public init(
+        limits: Limits, events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64, intents: [DeliveryIntent] = []
+    ) {
         self.init(limits: limits)
         self.nextEventNumber = nextEventNumber
         for entry in dedupEntries.sorted(by: { $0.lastNumber < $1.lastNumber }) {
@@ -77,6 +83,10 @@ public struct RelayStateMachine: Sendable {
             precondition(event.number < nextEventNumber, "event \(event.number) is beyond the next event number")
             precondition(dedup[event.key] != nil, "event \(event.number) has no dedup entry")
             insert(event)
+        }
+        for intent in intents {
+            precondition(dedup[intent.key] != nil, "the intent for event \(intent.eventNumber) has no dedup entry")
+            self.intents[intent.key] = intent
         }
     }
 
@@ -103,11 +113,19 @@ public struct RelayStateMachine: Sendable {
 
     public func dedupEntry(for key: OrderingKey) -> DedupEntry? { dedup[key] }
 
+    /// The open delivery intent of `key`: a request from `term` may still be on its way upstream.
+    public func openIntent(for key: OrderingKey) -> DeliveryIntent? { intents[key] }
+
+    public var openIntentCount: Int { intents.count }
+
     public var dedupKeyCount: Int { dedup.count }
 
     /// The whole state, in the form the store and a snapshot hold it.
-    public var contents: (events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64) {
-        (events.values.sorted { $0.number < $1.number }, dedup.values.sorted { $0.lastNumber < $1.lastNumber }, nextEventNumber)
+    public var contents: (events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64, intents: [DeliveryIntent]) {
+        (
+            events.values.sorted { $0.number < $1.number }, dedup.values.sorted { $0.lastNumber < $1.lastNumber }, nextEventNumber,
+            intents.values.sorted { $0.eventNumber < $1.eventNumber }
+        )
     }
 
     // MARK: apply
@@ -118,6 +136,8 @@ public struct RelayStateMachine: Sendable {
             return accept(acceptance, effects: &effects)
         case .recordAttempt(let number, let attempt):
             return record(attempt, for: number, effects: &effects)
+        case .openIntent(let intent):
+            return open(intent, effects: &effects)
         case .retryDead(let filter):
             return retryDead(filter, effects: &effects)
         case .purge(let filter):
@@ -182,7 +202,28 @@ public struct RelayStateMachine: Sendable {
         effects.mutations.append(.putDedup(entry))
     }
 
+    private mutating func open(_ intent: DeliveryIntent, effects: inout Effects) -> CommandResult {
+        guard let event = events[intent.eventNumber], event.state == .pending, queues[event.key]?.first == intent.eventNumber else {
+            return .eventGone
+        }
+        precondition(event.key == intent.key, "the intent for event \(intent.eventNumber) names another key")
+        // A newer term's intent replaces an older one: the newer leader has waited out the older
+        // request's deadline before opening it.
+        intents[intent.key] = intent
+        effects.mutations.append(.putIntent(intent))
+        return .intentOpened
+    }
+
+    /// The attempt's outcome is known, so its request is over: the key's intent closes.
+    private mutating func closeIntent(of number: UInt64, key: OrderingKey?, effects: inout Effects) {
+        let key = key ?? intents.first { $0.value.eventNumber == number }?.key
+        guard let key, intents[key]?.eventNumber == number else { return }
+        intents[key] = nil
+        effects.mutations.append(.deleteIntent(key))
+    }
+
     private mutating func record(_ attempt: AttemptRecord, for number: UInt64, effects: inout Effects) -> CommandResult {
+        closeIntent(of: number, key: events[number]?.key, effects: &effects)
         guard var event = events[number], event.state == .pending else { return .eventGone }
         precondition(queues[event.key]?.first == number, "an attempt was made on event \(number), which is not first for its key")
         event.attempts += 1
@@ -288,6 +329,7 @@ public struct RelayStateMachine: Sendable {
                 continue
             }
             dedup[key] = nil
+            if intents.removeValue(forKey: key) != nil { effects.mutations.append(.deleteIntent(key)) }
             if entry.keyWasAssigned, assignedKeyByFingerprint[entry.lastFingerprint] == key {
                 assignedKeyByFingerprint[entry.lastFingerprint] = nil
             }

@@ -13,9 +13,10 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var dataDirectory = "pdrelay-data"
     public var upstreamURL = "https://events.pagerduty.com"
     public var upstreamCAFile: String?
-    /// Unset means the mode's default: 10 s alone; in a cluster, all the lease leaves (see
-    /// `ClusterTiming.validate`), because every delivery must end before the lease does.
-    public var upstreamTimeoutSettingMilliseconds: Int64?
+    /// Each upstream request is cancelled hard at this time, alone or in a cluster. PagerDuty
+    /// answers in well under a second; a proxy or a distant zone can take several. In a cluster,
+    /// a key whose request was out at a failover waits about this long (docs/protocol.md).
+    public var upstreamTimeoutMilliseconds: Int64 = 10_000
     public var deliveryConcurrency = 32
     public var retry = RetryPolicy()
     public var queue = RelayStateMachine.Limits()
@@ -62,28 +63,12 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// Settings whose values are secrets: never logged, and a file holding one must be 0600.
     static let secretSettings: Set<String> = ["admin_token", "https_proxy", "cluster_secret"]
 
-    public static let singleNodeUpstreamTimeoutMilliseconds: Int64 = 10_000
-
-    public var upstreamTimeoutMilliseconds: Int64 {
-        get {
-            if let upstreamTimeoutSettingMilliseconds { return upstreamTimeoutSettingMilliseconds }
-            guard isClustered else { return Self.singleNodeUpstreamTimeoutMilliseconds }
-            return timingSettings.leaseDurationMilliseconds - heartbeatIntervalMilliseconds - deliveryMarginMilliseconds
-        }
-        set { upstreamTimeoutSettingMilliseconds = newValue }
-    }
-
-    /// The timing the cluster core runs with, the effective upstream timeout included.
+    /// The timing the cluster core runs with.
     public var timing: ClusterTiming {
-        var timing = timingSettings
-        timing.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
-        return timing
-    }
-
-    private var timingSettings: ClusterTiming {
         ClusterTiming(
             heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds, minimumElectionTimeoutMilliseconds: electionTimeoutMilliseconds,
-            maxClockDrift: maxClockDrift, upstreamTimeoutMilliseconds: 0, deliveryMarginMilliseconds: deliveryMarginMilliseconds)
+            maxClockDrift: maxClockDrift, upstreamTimeoutMilliseconds: upstreamTimeoutMilliseconds,
+            deliveryMarginMilliseconds: deliveryMarginMilliseconds)
     }
 
     /// The members, this node included; one member (this node) without `peers`.
@@ -101,7 +86,7 @@ public struct RelayConfiguration: Sendable, Equatable {
         try queue.validate()
         try validateCluster()
         guard (0...65_535).contains(listenPort) else { throw ConfigurationError("listen_port must be between 0 and 65535") }
-        guard (100...300_000).contains(upstreamTimeoutSettingMilliseconds ?? 100) else {
+        guard (100...ClusterTiming.maxUpstreamTimeoutMilliseconds).contains(upstreamTimeoutMilliseconds) else {
             throw ConfigurationError("upstream_timeout_milliseconds must be between 100 and 300000")
         }
         guard (1...1_024).contains(deliveryConcurrency) else { throw ConfigurationError("delivery_concurrency must be between 1 and 1024") }

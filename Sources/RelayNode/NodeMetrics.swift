@@ -43,6 +43,16 @@ final class NodeMetrics: Sendable {
         }
     }
 
+    /// Every upstream request's time, whatever its outcome: a slow PagerDuty (or proxy) shows here
+    /// first, and as `pdrelay_upstream_in_flight` at `delivery_concurrency`.
+    func upstreamRequest(durationMilliseconds: Int64) {
+        Timer(label: "pdrelay_upstream_request_seconds", factory: factory).recordMilliseconds(max(durationMilliseconds, 0))
+    }
+
+    func upstreamInFlight(_ count: Int) {
+        Gauge(label: "pdrelay_upstream_in_flight", factory: factory).record(count)
+    }
+
     func queueDepth(pending: Int, dead: Int) {
         Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "pending")], factory: factory).record(pending)
         Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "dead")], factory: factory).record(dead)

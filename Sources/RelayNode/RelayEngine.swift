@@ -71,6 +71,9 @@ public actor RelayEngine {
     private var writer: Task<Void, Never>?
     private var deliveriesStopped = false
     private var deliveries: [UInt64: Task<Void, Never>] = [:]
+    /// Requests on their way to or from the upstream now (the rest of `deliveries` are
+    /// committing an intent or an outcome).
+    private var upstreamInFlight = 0
     private var lastRole: Role = .follower
     private var recovering: Bool
     /// True until a fresh node of a cluster learns from its peers whether the cluster is new.
@@ -367,27 +370,63 @@ public actor RelayEngine {
         if scheduler == nil || schedulerTerm != raft.term {
             // A new term: whatever the last leader left pending starts over, in key order.
             var fresh = DeliveryScheduler(maxInFlight: configuration.deliveryConcurrency)
-            for key in raft.machine.keysWithPendingEvents { fresh.keyChanged(key) }
+            let keys = raft.machine.keysWithPendingEvents
+            for key in keys { fresh.keyChanged(key) }
             scheduler = fresh
             schedulerTerm = raft.term
-            logger.info("delivering as leader", metadata: ["term": "\(raft.term)", "pending": "\(raft.machine.pendingCount)"])
+            let held = keys.filter { raft.machine.openIntent(for: $0).map { $0.term < raft.term } ?? false }.count
+            logger.notice(
+                "delivering as leader",
+                metadata: [
+                    "term": "\(raft.term)", "pending": "\(raft.machine.pendingCount)", "keys": "\(keys.count)",
+                    "keys_held_for_older_requests": "\(held)", "hold_ms": "\(configuration.timing.intentHoldMilliseconds)",
+                ])
         }
         let machine = raft.machine
         let term = raft.term
-        for event in scheduler!.start(nowMilliseconds: now, head: { machine.head(of: $0) }) {
-            deliveries[event.number] = Task { await self.deliver(event, term: term) }
+        guard let fence = raft.deliveryFence else { return nil }
+        let started = scheduler!.start(
+            nowMilliseconds: now, head: { machine.head(of: $0) },
+            notBefore: { fence.earliestStartMilliseconds(openIntent: machine.openIntent(for: $0)) })
+        for event in started {
+            deliveries[event.number] = Task { await self.deliver(event, term: term, intent: fence.intent(for: event)) }
         }
         return scheduler!.nextWakeMilliseconds.map { max($0 - now, 0) }
     }
 
-    private func deliver(_ event: QueuedEvent, term: Term) async {
+    /// One attempt: commit the intent (in a cluster), send while the lease holds, commit the
+    /// outcome. The key stays in flight in the scheduler throughout.
+    private func deliver(_ event: QueuedEvent, term: Term, intent: DeliveryIntent?) async {
         defer { deliveries[event.number] = nil }
-        let started = environment.monotonicMilliseconds()
-        // The lease had at least the upstream timeout + margin left when this delivery was
-        // allowed to start: no byte may leave after that timeout.
+        if let intent {
+            let opened = await outcome(of: .openIntent(intent))
+            guard schedulerTerm == term, scheduler != nil else { return }
+            switch opened {
+            case .success(.intentOpened): break
+            case .success:
+                // Purged, or no longer first for its key: the key's next event may go.
+                return release(event.key, retryAtMilliseconds: nil)
+            case .failure:
+                return release(
+                    event.key, retryAtMilliseconds: environment.monotonicMilliseconds() + configuration.heartbeatIntervalMilliseconds)
+            }
+        }
+        // The deadline counts from before the lease check, so a pause between the two can only
+        // shorten it: the send starts while the lease holds, before any later leader took office,
+        // and no byte leaves after the deadline (`DeadlineGuardedBytes`).
         let sendBy = ContinuousClock.now + .milliseconds(configuration.upstreamTimeoutMilliseconds)
+        let started = environment.monotonicMilliseconds()
+        guard raft.term == term, raft.mayStartDelivery(now: started) else {
+            // The lease ran short (or leadership is gone): try again next heartbeat, with a new intent.
+            return release(event.key, retryAtMilliseconds: started + configuration.heartbeatIntervalMilliseconds)
+        }
+        upstreamInFlight += 1
+        metrics.upstreamInFlight(upstreamInFlight)
         let response = await upstream.send(event, term: term, sendBy: sendBy)
+        upstreamInFlight -= 1
+        metrics.upstreamInFlight(upstreamInFlight)
         let finished = environment.monotonicMilliseconds()
+        metrics.upstreamRequest(durationMilliseconds: finished - started)
         let verdict = UpstreamVerdict.classify(statusCode: response.statusCode, retryAfter: response.retryAfter)
         let outcome = verdict.outcome(attemptsBefore: event.attempts, policy: configuration.retry)
         let attempt = AttemptRecord(
@@ -398,7 +437,13 @@ public actor RelayEngine {
             outcome, statusCode: response.statusCode, latencyMilliseconds: attempt.atMilliseconds - event.receivedAtMilliseconds)
         // The outcome is committed before the key's next event may start: after a crash or a
         // failover the relay must never re-send this event behind a later one.
-        guard (try? await submit(.recordAttempt(eventNumber: event.number, attempt))) != nil, schedulerTerm == term else { return }
+        let recorded = await self.outcome(of: .recordAttempt(eventNumber: event.number, attempt))
+        guard schedulerTerm == term, scheduler != nil else { return }
+        guard case .success = recorded else {
+            // Not committed in time, though this node still leads: the attempt is tried again,
+            // as the outcome may never have been recorded.
+            return release(event.key, retryAtMilliseconds: finished + configuration.heartbeatIntervalMilliseconds)
+        }
         var retryAt: Int64?
         var pauseRoutingKeyUntil: Int64?
         if outcome == .retry, case .retry(let retryAfter) = verdict {
@@ -408,6 +453,12 @@ public actor RelayEngine {
             if response.statusCode == 429 { pauseRoutingKeyUntil = retryAt }
         }
         scheduler?.finished(event.key, retryAtMilliseconds: retryAt, pauseRoutingKeyUntilMilliseconds: pauseRoutingKeyUntil)
+        startDeliveries()
+    }
+
+    /// Ends this term's attempt on `key` without an outcome of its own.
+    private func release(_ key: OrderingKey, retryAtMilliseconds: Int64?) {
+        scheduler?.finished(key, retryAtMilliseconds: retryAtMilliseconds)
         startDeliveries()
     }
 

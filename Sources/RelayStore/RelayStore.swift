@@ -13,13 +13,15 @@ public final class RelayStore: @unchecked Sendable {
         public var events: [QueuedEvent]
         public var dedupEntries: [DedupEntry]
         public var nextEventNumber: UInt64
+        public var intents: [DeliveryIntent]
     }
 
     public static let fileName = "pdrelay.sqlite"
     /// Attempts kept per event for `pdrelay queue show`; older ones are dropped.
     public static let maxAttemptsKeptPerEvent = 50
     /// 2 added the replicated log (`raft_log`); a version-1 store opens as a log that starts after it.
-    static let schemaVersion: Int64 = 2
+    /// 3 added open delivery intents (`intents`); an older store has none open.
+    static let schemaVersion: Int64 = 3
 
     public let path: String
     private let queue = DispatchQueue(label: "pdrelay.store")
@@ -62,8 +64,11 @@ public final class RelayStore: @unchecked Sendable {
             var entries: [DedupEntry] = []
             s.selectDedup.bind([])
             while try s.selectDedup.step() { entries.append(try Self.dedupEntry(from: s.selectDedup)) }
+            var intents: [DeliveryIntent] = []
+            s.selectIntents.bind([])
+            while try s.selectIntents.step() { intents.append(try Self.intent(from: s.selectIntents)) }
             let next = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_event_number'") ?? 1
-            return Contents(events: events, dedupEntries: entries, nextEventNumber: UInt64(next))
+            return Contents(events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents)
         }
     }
 
@@ -153,6 +158,13 @@ public final class RelayStore: @unchecked Sendable {
             try s.trimAttempts.run([.integer(Int64(number)), .integer(Int64(Self.maxAttemptsKeptPerEvent))])
         case .setNextEventNumber(let next):
             try s.putMeta.run([.text("next_event_number"), .integer(Int64(next))])
+        case .putIntent(let intent):
+            try s.putIntent.run([
+                .text(intent.key.routingKey), .text(intent.key.dedupKey), .integer(Int64(intent.eventNumber)),
+                .integer(Int64(intent.term)), .integer(Int64(intent.attempt)),
+            ])
+        case .deleteIntent(let key):
+            try s.deleteIntent.run([.text(key.routingKey), .text(key.dedupKey)])
         }
     }
 
@@ -164,6 +176,15 @@ public final class RelayStore: @unchecked Sendable {
             number: UInt64(row.int64(0)), kind: kind, action: action, key: OrderingKey(routingKey: routingKey, dedupKey: dedupKey),
             body: row.blob(5), fingerprint: row.blob(6), receivedAtMilliseconds: row.int64(7), state: state,
             attempts: Int(row.int64(9)), lastError: row.text(10))
+    }
+
+    private static func intent(from row: Statement) throws -> DeliveryIntent {
+        guard let routingKey = row.text(0), let dedupKey = row.text(1), row.int64(4) > 0 else {
+            throw StoreError("an intent row is unreadable")
+        }
+        return DeliveryIntent(
+            key: OrderingKey(routingKey: routingKey, dedupKey: dedupKey), eventNumber: UInt64(row.int64(2)), term: UInt64(row.int64(3)),
+            attempt: Int(row.int64(4)))
     }
 
     private static func dedupEntry(from row: Statement) throws -> DedupEntry {
@@ -192,8 +213,11 @@ public final class RelayStore: @unchecked Sendable {
                 status_code INTEGER, outcome TEXT NOT NULL, detail TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_number);
             CREATE TABLE IF NOT EXISTS raft_log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, command BLOB);
+            CREATE TABLE IF NOT EXISTS intents (
+                routing_key TEXT NOT NULL, dedup_key TEXT NOT NULL, event_number INTEGER NOT NULL, term INTEGER NOT NULL,
+                attempt INTEGER NOT NULL, PRIMARY KEY (routing_key, dedup_key)) WITHOUT ROWID;
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', \(schemaVersion));
-            UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value = 1;
+            UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2);
             """)
         let version = try connection.scalar("SELECT value FROM meta WHERE name = 'schema_version'") ?? 0
         guard version == schemaVersion else {
@@ -207,6 +231,7 @@ struct Statements {
     let begin, commit, rollback: Statement
     let putEvent, deleteEvent, selectEvents: Statement
     let putDedup, deleteDedup, selectDedup: Statement
+    let putIntent, deleteIntent, selectIntents: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
     let putEntry, truncateLog, compactLog, termAt, selectEntries: Statement
@@ -221,6 +246,9 @@ struct Statements {
         putDedup = try c.prepare("INSERT OR REPLACE INTO dedup VALUES (?, ?, ?, ?, ?, ?, ?)")
         deleteDedup = try c.prepare("DELETE FROM dedup WHERE routing_key = ? AND dedup_key = ?")
         selectDedup = try c.prepare("SELECT * FROM dedup")
+        putIntent = try c.prepare("INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?)")
+        deleteIntent = try c.prepare("DELETE FROM intents WHERE routing_key = ? AND dedup_key = ?")
+        selectIntents = try c.prepare("SELECT * FROM intents")
         appendAttempt = try c.prepare("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)")
         trimAttempts = try c.prepare(
             "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)"

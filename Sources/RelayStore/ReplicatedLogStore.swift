@@ -50,7 +50,8 @@ extension RelayStore {
                 )
             }
             let machine = RelayStateMachine(
-                limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber)
+                limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber,
+                intents: contents.intents)
             let snapshot = appliedIndex > 0 ? Snapshot(index: appliedIndex, term: appliedTerm, machine: machine) : nil
             return Recovered(
                 durable: DurableState(hardState: hardState, snapshot: snapshot, entries: entries), machine: machine,
@@ -85,10 +86,11 @@ extension RelayStore {
             try s.putMeta.run([.text("applied_index"), .integer(Int64(index))])
             try s.putMeta.run([.text("applied_term"), .integer(Int64(term))])
         case .install(let snapshot):
-            try connection.execute("DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts;")
+            try connection.execute("DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents;")
             let contents = snapshot.machine.contents
             for event in contents.events { try apply(.putEvent(event)) }
             for entry in contents.dedupEntries { try apply(.putDedup(entry)) }
+            for intent in contents.intents { try apply(.putIntent(intent)) }
             try apply(.setNextEventNumber(contents.nextEventNumber))
             try s.putMeta.run([.text("applied_index"), .integer(Int64(snapshot.index))])
             try s.putMeta.run([.text("applied_term"), .integer(Int64(snapshot.term))])

@@ -76,6 +76,7 @@ enum FaultName: String, CaseIterable, ExpressibleByArgument {
     case leaseIgnoresDrift = "lease-ignores-drift"
     case deliverWithoutLeaseCheck = "deliver-without-lease-check"
     case forgetVoteOnRestart = "forget-vote-on-restart"
+    case ignoreOpenIntents = "ignore-open-intents"
 
     var faults: ProtocolFaults {
         switch self {
@@ -84,6 +85,7 @@ enum FaultName: String, CaseIterable, ExpressibleByArgument {
         case .leaseIgnoresDrift: .leaseIgnoresDrift
         case .deliverWithoutLeaseCheck: .deliverWithoutLeaseCheck
         case .forgetVoteOnRestart: .forgetVoteOnRestart
+        case .ignoreOpenIntents: .ignoreOpenIntents
         }
     }
 }

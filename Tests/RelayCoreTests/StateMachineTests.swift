@@ -163,6 +163,7 @@ struct Clients {
     struct Model {
         var events: [UInt64: QueuedEvent] = [:]
         var dedup: [OrderingKey: DedupEntry] = [:]
+        var intents: [OrderingKey: DeliveryIntent] = [:]
         var next: UInt64 = 1
 
         mutating func apply(_ mutations: [StoreMutation]) {
@@ -174,6 +175,8 @@ struct Clients {
                 case .deleteDedup(let key): dedup[key] = nil
                 case .appendAttempt: break
                 case .setNextEventNumber(let number): next = number
+                case .putIntent(let intent): intents[intent.key] = intent
+                case .deleteIntent(let key): intents[key] = nil
                 }
             }
         }
@@ -201,24 +204,31 @@ struct Clients {
                 guard !candidates.isEmpty, let head = machine.head(of: candidates[Int(random.next() % UInt64(candidates.count))]) else {
                     continue
                 }
+                if random.next() % 2 == 0 {
+                    command = .openIntent(
+                        DeliveryIntent(key: head.key, eventNumber: head.number, term: random.next() % 4, attempt: head.attempts + 1))
+                    break
+                }
                 let outcome: AttemptRecord.Outcome = [.delivered, .delivered, .retry, .deadLettered][Int(random.next() % 4)]
                 command = .recordAttempt(eventNumber: head.number, clients.attempt(outcome))
             case 8:
                 command = .retryDead(EventFilter(dedupKey: random.next() % 2 == 0 ? dedupKey : nil))
             default:
-                command = .purge(EventFilter(dedupKey: dedupKey, states: [.dead]))
+                command = .purge(EventFilter(dedupKey: dedupKey, states: random.next() % 2 == 0 ? [.dead] : [.pending, .dead]))
             }
             var effects = RelayStateMachine.Effects()
             _ = machine.apply(command, effects: &effects)
             model.apply(effects.mutations)
         }
         let rebuilt = RelayStateMachine(
-            limits: limits, events: Array(model.events.values), dedupEntries: Array(model.dedup.values), nextEventNumber: model.next)
+            limits: limits, events: Array(model.events.values), dedupEntries: Array(model.dedup.values), nextEventNumber: model.next,
+            intents: Array(model.intents.values))
         #expect(rebuilt.events(matching: EventFilter(), limit: .max) == machine.events(matching: EventFilter(), limit: .max))
         #expect(rebuilt.keysWithPendingEvents == machine.keysWithPendingEvents)
         #expect(rebuilt.nextEventNumber == machine.nextEventNumber)
         #expect((rebuilt.pendingCount, rebuilt.deadCount) == (machine.pendingCount, machine.deadCount))
         for key in machine.keysWithPendingEvents { #expect(rebuilt.head(of: key) == machine.head(of: key)) }
         #expect(rebuilt.dedupKeyCount == machine.dedupKeyCount)
+        #expect(rebuilt.contents.intents == machine.contents.intents)
     }
 }

@@ -1,0 +1,40 @@
+import RelayCore
+
+/// The per-key upstream fencing rule of one leader term (docs/protocol.md, "Fencing the
+/// upstream"): for one (routing_key, dedup_key), no request of an older term reaches PagerDuty
+/// after a newer term has started one.
+///
+/// A leader commits a `DeliveryIntent` before each send and sends only while its lease holds, so
+/// an older term's request can be out only for a key whose last intent is from that term, and
+/// only until `upstreamTimeout` after a moment before this leader took office. Such a key waits
+/// `ClusterTiming.intentHoldMilliseconds` from the start of this term; any other key goes at once.
+public struct DeliveryFence: Sendable, Equatable {
+    public let term: Term
+    /// When this node became leader of `term`, on its own monotonic clock.
+    public let officeStartMilliseconds: Int64
+    public let holdMilliseconds: Int64
+    /// Whether sends need intents at all: alone, no other node can ever lead.
+    public let intentsRequired: Bool
+    let ignoresOpenIntents: Bool
+
+    init(term: Term, officeStartMilliseconds: Int64, timing: ClusterTiming, intentsRequired: Bool, faults: ProtocolFaults) {
+        self.term = term
+        self.officeStartMilliseconds = officeStartMilliseconds
+        self.holdMilliseconds = timing.intentHoldMilliseconds
+        self.intentsRequired = intentsRequired
+        self.ignoresOpenIntents = faults.injects(.ignoreOpenIntents)
+    }
+
+    /// The earliest time (on this node's clock) the key whose open intent is `intent` may start
+    /// a request in this term; nil for at once.
+    public func earliestStartMilliseconds(openIntent intent: DeliveryIntent?) -> Int64? {
+        guard intentsRequired, let intent, intent.term < term, !ignoresOpenIntents else { return nil }
+        return officeStartMilliseconds + holdMilliseconds
+    }
+
+    /// The intent to commit before sending `event` in this term; nil when none is needed.
+    public func intent(for event: QueuedEvent) -> DeliveryIntent? {
+        guard intentsRequired else { return nil }
+        return DeliveryIntent(key: event.key, eventNumber: event.number, term: term, attempt: event.attempts + 1)
+    }
+}
