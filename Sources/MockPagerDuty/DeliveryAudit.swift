@@ -15,8 +15,11 @@ public struct DeliveryAudit: Sendable, CustomStringConvertible {
     public let lost: [Acknowledged]
     /// Keys whose deliveries went backwards (e.g. a trigger after its resolve).
     public let orderViolations: [String]
-    /// Deliveries made in a term older than one that had already delivered.
+    /// Per-key fencing: requests for a key from a term older than one that had already sent a
+    /// request for that key, judged by when they reached the upstream.
     public let staleTermDeliveries: [String]
+    /// Every request the upstream received, whatever it answered.
+    public let requests: Int
     /// Events delivered more than once, with their copy counts.
     public let duplicates: [Acknowledged: Int]
     /// Terms that delivered, in order: each change is a leader change the duplicate bound allows.
@@ -31,7 +34,7 @@ public struct DeliveryAudit: Sendable, CustomStringConvertible {
         acknowledged: Set<Acknowledged>, deliveries: [MockPagerDuty.Delivery],
         order: [String: Int] = ["trigger": 0, "acknowledge": 1, "resolve": 2]
     ) {
-        let accepted = deliveries.filter { (200..<300).contains($0.status) }.sorted { $0.receivedAt < $1.receivedAt }
+        let accepted = deliveries.filter { (200..<300).contains($0.status) }.sorted { $0.arrivedAt < $1.arrivedAt }
         var copies: [Acknowledged: Int] = [:]
         for delivery in accepted {
             guard let key = delivery.dedupKey, let action = delivery.action else { continue }
@@ -49,15 +52,22 @@ public struct DeliveryAudit: Sendable, CustomStringConvertible {
         self.orderViolations = orderViolations
 
         var newest: UInt64 = 0
+        var newestForKey: [String: UInt64] = [:]
         var stale: [String] = []
         var terms: [UInt64] = []
-        for delivery in deliveries.sorted(by: { $0.receivedAt < $1.receivedAt }) {
+        for delivery in deliveries.sorted(by: { $0.arrivedAt < $1.arrivedAt }) {
             guard let term = delivery.term.flatMap(UInt64.init) else { continue }
-            if term < newest { stale.append("\(delivery.dedupKey ?? "?")/\(delivery.action ?? "?") in term \(term) after term \(newest)") }
+            let key = "\(delivery.routingKey ?? "?")/\(delivery.dedupKey ?? "?")"
+            if let newer = newestForKey[key], term < newer {
+                stale.append(
+                    "\(delivery.dedupKey ?? "?")/\(delivery.action ?? "?") in term \(term) after term \(newer) had sent for the key")
+            }
+            newestForKey[key] = max(newestForKey[key] ?? term, term)
             if term > newest { terms.append(term) }
             newest = max(newest, term)
         }
         staleTermDeliveries = stale
+        requests = deliveries.count
         self.terms = terms
         duplicates = copies.filter { $0.value > 1 }
         let bound = 1 + max(terms.count - 1, 0)
@@ -65,7 +75,7 @@ public struct DeliveryAudit: Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "lost \(lost.count), order violations \(orderViolations.count), stale-term deliveries \(staleTermDeliveries.count), "
+        "\(requests) requests; lost \(lost.count), order violations \(orderViolations.count), stale-term requests for a key \(staleTermDeliveries.count), "
             + "duplicated events \(duplicates.count) (beyond the bound: \(duplicatesBeyondBound.count)), delivering terms \(terms)"
             + (lost.isEmpty ? "" : "; lost: \(lost.prefix(5))") + (orderViolations.isEmpty ? "" : "; \(orderViolations.prefix(5))")
             + (staleTermDeliveries.isEmpty ? "" : "; \(staleTermDeliveries.prefix(5))")

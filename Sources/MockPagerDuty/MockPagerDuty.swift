@@ -33,6 +33,10 @@ public actor MockPagerDuty {
         /// `payload.custom_details.sequence`, when the sender numbered its events per key (the
         /// load test does), so that order and duplicates are checked per event, not per action.
         public let sequence: Int?
+        /// When the request reached the mock: what fencing and order are judged by, since a
+        /// real PagerDuty takes an event when it arrives, however late it answers.
+        public let arrivedAt: ContinuousClock.Instant
+        /// When the mock answered (after any scripted delay).
         public let receivedAt: ContinuousClock.Instant
         /// The status the mock answered.
         public let status: Int
@@ -171,7 +175,7 @@ public actor MockPagerDuty {
             Delivery(
                 path: path, body: self.recordsBodies ? body : [], routingKey: json?["routing_key"]?.stringValue,
                 dedupKey: json?["dedup_key"]?.stringValue, action: json?["event_action"]?.stringValue, term: term,
-                sequence: Self.sequence(in: json), receivedAt: .now, status: status,
+                sequence: Self.sequence(in: json), arrivedAt: arrived, receivedAt: .now, status: status,
                 validationErrors: validationErrors)
         }
         while case .delayed(let milliseconds, let inner) = reply {

@@ -25,8 +25,14 @@ struct ClusterRig {
         "retry_initial_backoff_milliseconds: 50", "retry_max_backoff_milliseconds: 200", "snapshot_threshold_entries: 100",
     ]
 
-    static func run(withLinkProxies: Bool = false, _ body: (ClusterRig) async throws -> Void) async throws {
+    /// `extraSettings` are YAML lines added after `settings`; `upstreamReply` is how the mock
+    /// answers every request.
+    static func run(
+        withLinkProxies: Bool = false, extraSettings: [String] = [], upstreamReply: MockPagerDuty.Reply = .accept,
+        _ body: (ClusterRig) async throws -> Void
+    ) async throws {
         let upstream = MockPagerDuty()
+        await upstream.setDefaultReply(upstreamReply)
         try await upstream.start()
         let basePort = LocalCluster.freeBasePort()
         let proxyBase = basePort + 50
@@ -42,7 +48,7 @@ struct ClusterRig {
         let directory = TestSupport.temporaryDirectory("cluster")
         let cluster = try await LocalCluster(
             packageRoot: TestSupport.packageRoot, binary: TestSupport.binDirectory.appendingPathComponent("pdrelay"),
-            directory: directory, upstreamURL: await upstream.baseURL, settings: settings,
+            directory: directory, upstreamURL: await upstream.baseURL, settings: settings + extraSettings,
             peerProxyBase: withLinkProxies ? proxyBase : nil, basePort: basePort)
         var nodes: [Int: RelayClient] = [:]
         for node in LocalCluster.nodes { nodes[node] = RelayClient(baseURL: cluster.nodeURL(node), timeoutMilliseconds: 2_000) }
@@ -144,7 +150,8 @@ final class EventStream: Sendable {
     private let tasks: [Task<Void, Never>]
     private let client: RelayClient
 
-    init(url: String, clients: Int, label: String = UUID().uuidString.prefix(6).lowercased()) {
+    /// `pause` is how long each client waits after an event's 202 before sending the next.
+    init(url: String, clients: Int, pause: Duration = .zero, label: String = UUID().uuidString.prefix(6).lowercased()) {
         let client = RelayClient(baseURL: url, timeoutMilliseconds: 20_000, maxConnections: clients)
         self.client = client
         let state = self.state
@@ -156,6 +163,7 @@ final class EventStream: Sendable {
                     let key = "\(label)-\(index)-\(sequence)"
                     for action in ["trigger", "acknowledge", "resolve"] {
                         guard await Self.send(action, key: key, client: client, state: state) else { break }
+                        if pause > .zero { try? await Task.sleep(for: pause) }
                     }
                 }
             }

@@ -103,12 +103,17 @@ import Testing
         #expect(!thrice.isClean)
     }
 
-    @Test func aDeliveryFromAnOlderTermAfterANewerOneIsStale() {
+    @Test func aDeliveryFromAnOlderTermAfterANewerOneForTheSameIncidentIsStale() {
         let audit = SequenceAudit(
-            sent: [sent(1, 1, Self.trigger), sent(2, 1, Self.trigger)],
-            upstream: [delivered(1, 1, at: 10, term: 2), delivered(2, 1, at: 11, term: 1)])
+            sent: [sent(1, 1, Self.trigger), sent(1, 2, Self.trigger)],
+            upstream: [delivered(1, 2, at: 10, term: 2), delivered(1, 1, at: 11, term: 1)])
         #expect(audit.staleTermDeliveries == 1)
         #expect(!audit.isClean)
+        // Fencing is per key: an old leader's request for another incident may land later.
+        let otherIncident = SequenceAudit(
+            sent: [sent(1, 1, Self.trigger), sent(2, 1, Self.trigger)],
+            upstream: [delivered(1, 1, at: 10, term: 2), delivered(2, 1, at: 11, term: 1)])
+        #expect(otherIncident.staleTermDeliveries == 0)
     }
 
     @Test func failedUpstreamAttemptsAreNotDeliveries() {

@@ -32,7 +32,9 @@ public struct UpstreamRecord: Sendable, Equatable {
 ///   are left out: a client that gave up on one and sent the next made the order itself;
 /// - **duplicates**: an event delivered more than once, and those beyond the bound of one extra
 ///   copy per leader change;
-/// - **stale-term deliveries**: a delivery in a term older than one that had already delivered.
+/// - **stale-term deliveries**: a delivery for an incident in a term older than one that had
+///   already delivered for it (per-key fencing: an old leader's request for another incident
+///   may legitimately land after a new leader started).
 public struct SequenceAudit: Sendable, Codable, Equatable {
     public var acknowledged = 0
     public var deliveredDirectly = 0
@@ -92,9 +94,11 @@ public struct SequenceAudit: Sendable, Codable, Equatable {
 
         var newestDelivered: [Int32: Int32] = [:]
         var newestTerm: UInt64 = 0
+        var newestTermForIncident: [Int32: UInt64] = [:]
         for record in received {
             if let term = record.term {
-                if term < newestTerm { staleTermDeliveries += 1 }
+                if term < newestTermForIncident[record.incident] ?? 0 { staleTermDeliveries += 1 }
+                newestTermForIncident[record.incident] = max(newestTermForIncident[record.incident] ?? term, term)
                 if term > newestTerm { deliveringTerms.append(term) }
                 newestTerm = max(newestTerm, term)
             }
