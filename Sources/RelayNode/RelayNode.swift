@@ -18,6 +18,8 @@ public enum RelayNode {
         configuration: RelayConfiguration, environment: NodeEnvironment = .live, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> [any Service] {
+        // First of all: a second process on a live node's directory must not touch its store.
+        let lock = try DataDirectoryLock(directory: configuration.dataDirectory)
         let store = try RelayStore(directory: configuration.dataDirectory)
         let recovered = try await store.recover(limits: configuration.queue)
         let upstream = try UpstreamClient(configuration: configuration)
@@ -37,6 +39,7 @@ public enum RelayNode {
 
         var transport: PeerTransport?
         var services: [any Service] = []
+        let gate = ListenerGate(listeners: configuration.peerListenAddress == nil ? 1 : 2)
         if let peerAddress = configuration.peerListenAddress {
             let peers = try PeerTransport(configuration: configuration, environment: environment, metrics: metrics, logger: logger)
             await engine.connect { peers.send($0) }
@@ -62,10 +65,13 @@ public enum RelayNode {
                                 "peer_address": "\(peerAddress.host):\(port)", "node_id": "\(configuration.nodeID)",
                                 "tls": "\(configuration.usesPeerTLS ? "mutual" : "off")",
                             ])
+                        gate.opened()
                     },
                     logger: logger))
         }
-        services.append(EngineService(engine: engine, upstream: upstream, transport: transport, members: members, logger: logger))
+        services.append(
+            EngineService(
+                engine: engine, upstream: upstream, transport: transport, members: members, gate: gate, lock: lock, logger: logger))
 
         let commands = CommandRouter(
             engine: engine, transport: transport, selfID: configuration.nodeID,
@@ -87,6 +93,7 @@ public enum RelayNode {
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? configuration.listenPort
                     logger.notice("listening", metadata: ["address": "\(configuration.listenHost):\(port)"])
+                    gate.opened()
                     await onListening(port)
                 },
                 logger: logger))
@@ -102,11 +109,23 @@ struct EngineService: Service {
     let upstream: UpstreamClient
     let transport: PeerTransport?
     let members: [ClusterMember]
+    /// Opened once every listener is bound: the engine does nothing before.
+    let gate: ListenerGate
+    /// Held while the engine runs, released when the process exits.
+    let lock: DataDirectoryLock
     let logger: Logger
     /// The engine's clock resolution: election and backoff deadlines are at most this late.
     static let tickMilliseconds: Int64 = 10
 
     func run() async throws {
+        guard await gate.waitUntilAllOpen() else {
+            // A listener failed to bind: the node stops before it ever ticked, so it has
+            // neither campaigned nor delivered anything.
+            try await upstream.shutdown()
+            try await transport?.shutdown()
+            return
+        }
+        logger.debug("listeners bound; starting the engine", metadata: ["lock": "\(lock.path)"])
         // The clock keeps ticking through the drain below: committing the last outcomes and
         // handing leadership over need heartbeats and retransmissions.
         let clock = Task {

@@ -43,8 +43,22 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "pdrelay")
         logger.info("starting pdrelay \(RelayVersion.current)", metadata: ["settings": "\(configuration.summary)"])
-        let services = try await RelayNode.makeServices(configuration: configuration, logger: logger)
-        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        do {
+            let services = try await RelayNode.makeServices(configuration: configuration, logger: logger)
+            try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        } catch {
+            // One line a supervisor's log shows: the store is locked, a port is taken, a file
+            // is unreadable. Exiting non-zero lets the supervisor restart or alert.
+            FileHandle.standardError.write(Data("pdrelay: stopped: \(Self.describe(error))\n".utf8))
+            throw ExitCode(1)
+        }
         logger.info("stopped")
+    }
+
+    /// NIO's bind failure reads "bind(descriptor:ptr:bytes:): Address already in use (errno:
+    /// 98)"; say which listener and address instead.
+    private static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        return text.contains("Address already in use") ? "cannot listen: an address is already in use (\(text))" : text
     }
 }
