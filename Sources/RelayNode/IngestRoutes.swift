@@ -22,6 +22,7 @@ struct IngestRoutes: Sendable {
     }
 
     func ingest(_ api: IngestAPI, _ request: Request) async -> Response {
+        let receivedAt = environment.monotonicMilliseconds()
         if let contentType = request.headers[.contentType], !Self.isJSON(contentType) {
             metrics.rejected("unsupported_media_type")
             return JSONResponses.error(
@@ -45,7 +46,7 @@ struct IngestRoutes: Sendable {
         }
         let acceptance = Acceptance(event, assignedKey: environment.newKey(), receivedAtMilliseconds: environment.wallClockMilliseconds())
         do {
-            switch try await commands.submit(.accept(acceptance)) {
+            switch try await commands.submit(.accept(acceptance), receivedAtMilliseconds: receivedAt) {
             case .accepted(let dedupKey, _):
                 metrics.accepted(api, "queued")
                 return JSONResponses.accepted(api, dedupKey: dedupKey)
@@ -79,6 +80,7 @@ struct IngestRoutes: Sendable {
         case .outcomeUnknown(let reason): "the event may not have been stored (\(reason)); retry"
         case .storeFailed(let reason): "this node's store failed (\(reason))"
         case .notLeader, .peerFailed: "the leader could not be reached (\(error))"
+        case .staleRequest: "this node was paused after the request arrived; retry"
         }
     }
 

@@ -21,20 +21,11 @@ struct OperationsRoutes: Sendable {
         }
         // Ready means send me events: the store takes a synced write, the queue has room, and in
         // a cluster this node is in touch with a majority, knows the leader and has caught up.
-        router.get("/readyz") { _, _ in
-            var problems: [JSONValue] = []
-            if let failure = await engine.probeStore() { problems.append(.string("store not writable: \(failure)")) }
-            if members.count > 1 {
-                problems += Self.clusterProblems(await engine.clusterView(), maxLag: readinessMaxLagEntries).map(JSONValue.string)
-            }
-            let queued = await engine.queuedCount
-            if queued >= queueHighWaterEvents {
-                problems.append(.string("queue holds \(queued) events, at or above its high-water mark of \(queueHighWaterEvents)"))
-            }
-            return problems.isEmpty
-                ? JSONResponses.json(.ok, .object(["status": "ready"]))
-                : JSONResponses.json(.serviceUnavailable, .object(["status": "not ready", "problems": .array(problems)]))
-        }
+        router.get("/readyz") { _, _ in await readiness(asLeader: false) }
+        // Ready, and the leader holding its lease: HAProxy's primary servers check this, so
+        // clients reach the leader directly (no forward hop), and a frozen leader, which
+        // answers nothing, leaves the pool within a few checks.
+        router.get("/readyz/leader") { _, _ in await readiness(asLeader: true) }
         router.get("/v1/cluster") { _, _ in
             JSONResponses.json(.ok, Self.describe(await engine.clusterView(), members: members, maxLag: readinessMaxLagEntries))
         }
@@ -47,6 +38,25 @@ struct OperationsRoutes: Sendable {
 }
 
 extension OperationsRoutes {
+    private func readiness(asLeader: Bool) async -> Response {
+        var problems: [JSONValue] = []
+        if let failure = await engine.probeStore() { problems.append(.string("store not writable: \(failure)")) }
+        if members.count > 1 {
+            let view = await engine.clusterView()
+            problems += Self.clusterProblems(view, maxLag: readinessMaxLagEntries).map(JSONValue.string)
+            if asLeader && (view.role != .leader || view.leaseRemainingMilliseconds == 0) {
+                problems.append(.string("not the leader holding a lease (role \(view.role.rawValue))"))
+            }
+        }
+        let queued = await engine.queuedCount
+        if queued >= queueHighWaterEvents {
+            problems.append(.string("queue holds \(queued) events, at or above its high-water mark of \(queueHighWaterEvents)"))
+        }
+        return problems.isEmpty
+            ? JSONResponses.json(.ok, .object(["status": "ready"]))
+            : JSONResponses.json(.serviceUnavailable, .object(["status": "not ready", "problems": .array(problems)]))
+    }
+
     static func clusterProblems(_ view: RelayEngine.ClusterView, maxLag: Int) -> [String] {
         var problems: [String] = []
         if view.awaitingDiskDecision { problems.append("fresh node: asking its peers whether the cluster is new") }

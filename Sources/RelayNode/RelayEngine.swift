@@ -1,6 +1,7 @@
 import ClusterCore
 import DequeModule
 import Logging
+import NIOConcurrencyHelpers
 import RelayCore
 import RelayStore
 
@@ -17,6 +18,10 @@ public enum EngineError: Error, Sendable, Equatable {
     case outcomeUnknown(String)
     /// The hop to the leader failed.
     case peerFailed(String)
+    /// This node was frozen after the request arrived: its client has likely retried it
+    /// elsewhere by now (HAProxy does after 1 s), and the client may have sent the incident's
+    /// next events since. Accepting this copy late could put a trigger after its resolve.
+    case staleRequest
 }
 
 /// The I/O shell around the pure cores: it feeds the Raft node (`ClusterCore.RaftNode`) with
@@ -79,6 +84,25 @@ public actor RelayEngine {
     /// True until a fresh node of a cluster learns from its peers whether the cluster is new.
     public private(set) var awaitingDiskDecision: Bool
     public private(set) var storeFailure: String?
+    /// The monotonic clock at the engine's last look, and when it last found that the process
+    /// had been frozen (SIGSTOP, a VM pause, a long stall): the gap between two looks.
+    private var lastClockReading: Int64
+    private var lastWakeMilliseconds: Int64 = .min
+    /// A gap longer than this between two looks at the clock (normally 10 ms apart) means the
+    /// process was frozen. It matches HAProxy's `timeout server` in deploy/haproxy.cfg: a request
+    /// held longer than that has been retried on another node.
+    static let freezeThresholdMilliseconds: Int64 = 1_000
+    /// Requests read this soon after a freeze ended are refused too: they may have waited in
+    /// the kernel's socket buffer through it, and are read only now.
+    static let afterFreezeGraceMilliseconds: Int64 = 200
+
+    /// Who leads in which term, as this node last knew it; readable without a hop onto the
+    /// actor, so that a request forwarded to a leader can watch for that leader being replaced.
+    struct Leadership: Sendable, Equatable {
+        var term: Term
+        var leader: NodeID?
+    }
+    nonisolated let leadership = NIOLockedValueBox(Leadership(term: 0, leader: nil))
 
     init(
         recovered: RelayStore.Recovered, store: RelayStore, upstream: UpstreamClient, configuration: RelayConfiguration,
@@ -97,6 +121,7 @@ public actor RelayEngine {
             durable: recovered.durable, lostDisk: recovering || awaitingDiskDecision, seed: UInt64.random(in: .min ... .max),
             now: environment.monotonicMilliseconds(), snapshotThresholdEntries: configuration.snapshotThresholdEntries)
         appliedThrough = raft.lastApplied
+        lastClockReading = environment.monotonicMilliseconds()
         self.store = store
         self.upstream = upstream
         self.configuration = configuration
@@ -145,7 +170,7 @@ public actor RelayEngine {
     /// Returns milliseconds until the scheduler next needs a look.
     @discardableResult
     func tick() -> Int64? {
-        let now = environment.monotonicMilliseconds()
+        let now = readClock()
         enqueue(raft.tick(now: now))
         roleMayHaveChanged()
         expireWaits(now: now)
@@ -154,6 +179,29 @@ public actor RelayEngine {
             kickWriter()
         }
         return startDeliveries()
+    }
+
+    /// Whether a client request that arrived at `receivedAtMilliseconds` may still be taken: not
+    /// if this process was frozen since (see `EngineError.staleRequest`).
+    func admitsRequest(receivedAtMilliseconds: Int64) -> Bool {
+        readClock()
+        return lastWakeMilliseconds == .min || receivedAtMilliseconds > lastWakeMilliseconds + Self.afterFreezeGraceMilliseconds
+    }
+
+    /// Reads the monotonic clock and notices a freeze: requests read before this moment are
+    /// then stale.
+    @discardableResult
+    private func readClock() -> Int64 {
+        let now = environment.monotonicMilliseconds()
+        let gap = now - lastClockReading
+        if gap > Self.freezeThresholdMilliseconds {
+            lastWakeMilliseconds = now
+            logger.warning(
+                "this process was frozen or starved; refusing client requests it read before now (their clients have retried)",
+                metadata: ["gap_ms": "\(gap)"])
+        }
+        lastClockReading = max(lastClockReading, now)
+        return now
     }
 
     // MARK: the Ready pipeline
@@ -327,6 +375,8 @@ public actor RelayEngine {
     // MARK: roles
 
     private func roleMayHaveChanged() {
+        let known = Leadership(term: raft.term, leader: raft.leaderID)
+        leadership.withLockedValue { if $0 != known { $0 = known } }
         let role = raft.role
         if role != lastRole {
             logger.notice(

@@ -25,6 +25,7 @@ struct PeerRoutes: Sendable {
             return Response(status: .noContent)
         }
         router.post(RouterPath(PeerWire.forwardPath)) { request, _ in
+            let receivedAt = environment.monotonicMilliseconds()
             let (_, body) = try await authenticate(request, path: PeerWire.forwardPath, upTo: PeerWire.maxForwardBytes)
             let commands: [RelayCommand]
             do {
@@ -34,8 +35,11 @@ struct PeerRoutes: Sendable {
             }
             // Submitted together, they join one proposal on this node.
             let outcomes = await withTaskGroup(of: (Int, Result<CommandResult, EngineError>).self) { group in
+                // Frozen since the follower sent them: it has given up on them and may have sent the
+                // client's later events since (CommandRouter).
+                let stale = !(await engine.admitsRequest(receivedAtMilliseconds: receivedAt))
                 for (index, command) in commands.enumerated() {
-                    group.addTask { (index, await engine.outcome(of: command)) }
+                    group.addTask { (index, stale ? .failure(.staleRequest) : await engine.outcome(of: command)) }
                 }
                 var outcomes = [Result<CommandResult, EngineError>?](repeating: nil, count: commands.count)
                 for await (index, outcome) in group { outcomes[index] = outcome }
