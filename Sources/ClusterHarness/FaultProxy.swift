@@ -2,20 +2,53 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// A TCP proxy on one peer link (node i → node j) that can cut it: while `blocked`, existing
-/// connections are closed and new ones are closed as soon as they are accepted, as a network
-/// partition would look to the nodes (requests fail, nothing arrives).
+/// A TCP proxy on one peer link (node i → node j) that can cut it, or make it a slow link
+/// between zones. While `blocked`, existing connections are closed and new ones are closed as
+/// soon as they are accepted, as a network partition would look to the nodes (requests fail,
+/// nothing arrives). `LinkConditions` add latency with jitter, a bandwidth limit and connection
+/// resets; the kernel's netem is not available on these machines.
 public final class FaultProxy: Sendable {
+    /// How the link behaves, in each direction.
+    public struct LinkConditions: Sendable, Equatable {
+        /// Added to every chunk of bytes, each way: half the round trip.
+        public var oneWayDelayMilliseconds: Int64
+        /// Up to this much more, drawn per chunk; bytes still arrive in order.
+        public var jitterMilliseconds: Int64
+        /// Bytes per second each way; 0 for unlimited.
+        public var bytesPerSecond: Int64
+        /// Share of connections that are reset (closed) at a random moment within their first
+        /// `resetWithinMilliseconds`.
+        public var resetShare: Double
+        public var resetWithinMilliseconds: Int64
+
+        public init(
+            oneWayDelayMilliseconds: Int64 = 0, jitterMilliseconds: Int64 = 0, bytesPerSecond: Int64 = 0, resetShare: Double = 0,
+            resetWithinMilliseconds: Int64 = 5_000
+        ) {
+            precondition(oneWayDelayMilliseconds >= 0 && jitterMilliseconds >= 0 && bytesPerSecond >= 0, "link conditions are not negative")
+            precondition((0...1).contains(resetShare) && resetWithinMilliseconds > 0, "a reset share is within 0...1")
+            self.oneWayDelayMilliseconds = oneWayDelayMilliseconds
+            self.jitterMilliseconds = jitterMilliseconds
+            self.bytesPerSecond = bytesPerSecond
+            self.resetShare = resetShare
+            self.resetWithinMilliseconds = resetWithinMilliseconds
+        }
+
+        public static let perfect = LinkConditions()
+    }
+
     private let channel: any Channel
     private let state: NIOLockedValueBox<State>
 
     private struct State {
         var blocked = false
+        var conditions = LinkConditions.perfect
+        var resets = 0
         var connections: [ObjectIdentifier: any Channel] = [:]
     }
 
-    public static func start(listenPort: Int, targetPort: Int) async throws -> FaultProxy {
-        let state = NIOLockedValueBox(State())
+    public static func start(listenPort: Int, targetPort: Int, conditions: LinkConditions = .perfect) async throws -> FaultProxy {
+        let state = NIOLockedValueBox(State(conditions: conditions))
         let group = MultiThreadedEventLoopGroup.singleton
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -24,10 +57,18 @@ public final class FaultProxy: Sendable {
                 return ClientBootstrap(group: inbound.eventLoop)
                     .connect(host: "127.0.0.1", port: targetPort)
                     .flatMap { outbound in
-                        let (toTarget, toClient) = GlueHandler.pair()
+                        let conditions = state.withLockedValue { $0.conditions }
+                        let (toTarget, toClient) = GlueHandler.pair(conditions: conditions)
                         state.withLockedValue {
                             $0.connections[ObjectIdentifier(inbound)] = inbound
                             $0.connections[ObjectIdentifier(outbound)] = outbound
+                        }
+                        if Double.random(in: 0..<1) < conditions.resetShare {
+                            let after = Int64.random(in: 0..<conditions.resetWithinMilliseconds)
+                            inbound.eventLoop.scheduleTask(in: .milliseconds(after)) {
+                                state.withLockedValue { $0.resets += 1 }
+                                inbound.close(promise: nil)
+                            }
                         }
                         for side in [inbound, outbound] {
                             side.closeFuture.whenComplete { _ in
@@ -58,24 +99,39 @@ public final class FaultProxy: Sendable {
         }
     }
 
+    /// Applies to connections made from now on.
+    public var conditions: LinkConditions {
+        get { state.withLockedValue { $0.conditions } }
+        set { state.withLockedValue { $0.conditions = newValue } }
+    }
+
+    /// Connections reset so far.
+    public var resets: Int { state.withLockedValue { $0.resets } }
+
     public func stop() async {
         blocked = true
         try? await channel.close()
     }
 }
 
-/// Copies bytes between two channels; closing either closes both.
+/// Copies bytes between two channels, after the link's delay and at its bandwidth; closing
+/// either closes both.
 private final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
-    typealias InboundIn = NIOAny
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = NIOAny
     typealias OutboundOut = NIOAny
 
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
+    private let conditions: FaultProxy.LinkConditions
+    /// When the last chunk read here reaches the partner: later chunks never overtake it.
+    private var lastArrival = NIODeadline.distantPast
 
-    static func pair() -> (GlueHandler, GlueHandler) {
-        let first = GlueHandler()
-        let second = GlueHandler()
+    private init(conditions: FaultProxy.LinkConditions) { self.conditions = conditions }
+
+    static func pair(conditions: FaultProxy.LinkConditions) -> (GlueHandler, GlueHandler) {
+        let first = GlueHandler(conditions: conditions)
+        let second = GlueHandler(conditions: conditions)
         first.partner = second
         second.partner = first
         return (first, second)
@@ -89,10 +145,26 @@ private final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partner?.write(data)
+        if conditions == .perfect {
+            partner?.write(data)
+            return
+        }
+        let bytes = Int64(unwrapInboundIn(data).readableBytes)
+        let now = NIODeadline.now()
+        var arrival = max(now, lastArrival)
+        if conditions.bytesPerSecond > 0 { arrival = arrival + .microseconds(bytes * 1_000_000 / conditions.bytesPerSecond) }
+        let jitter = conditions.jitterMilliseconds > 0 ? Int64.random(in: 0...conditions.jitterMilliseconds) : 0
+        arrival = max(arrival, now + .milliseconds(conditions.oneWayDelayMilliseconds + jitter))
+        lastArrival = arrival
+        context.eventLoop.scheduleTask(deadline: arrival) { [weak self] in
+            self?.partner?.write(data)
+            self?.partner?.flush()
+        }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) { partner?.flush() }
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if conditions == .perfect { partner?.flush() }
+    }
 
     func channelInactive(context: ChannelHandlerContext) { partner?.close() }
 

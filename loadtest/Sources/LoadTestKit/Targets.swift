@@ -59,16 +59,31 @@ public final class SingleNodeTarget: SystemUnderTest {
     }
 }
 
-/// Three nodes behind HAProxy, started by `deploy/local-cluster`.
+/// Three nodes behind HAProxy, started by `deploy/local-cluster`; with `peerLinks`, every peer
+/// link (node i → node j) goes through a `FaultProxy` with those conditions (zones apart).
 public final class ClusterTarget: SystemUnderTest, ChaosControl {
     private let cluster: LocalCluster
     private let probe: RelayClient
+    private let proxies: [FaultProxy]
 
-    public init(packageRoot: URL, binary: String, upstreamURL: String) async throws {
+    public init(packageRoot: URL, binary: String, upstreamURL: String, peerLinks: FaultProxy.LinkConditions? = nil) async throws {
         let directory = NSTemporaryDirectory() + "pdrelay-bench-cluster-\(UUID().uuidString.prefix(8))"
+        let basePort = LocalCluster.freeBasePort()
+        let proxyBase = basePort + 50
+        var proxies: [FaultProxy] = []
+        if let peerLinks {
+            for from in LocalCluster.nodes {
+                for to in LocalCluster.nodes where to != from {
+                    proxies.append(
+                        try await FaultProxy.start(
+                            listenPort: proxyBase + 10 * from + to, targetPort: basePort + 10 + to, conditions: peerLinks))
+                }
+            }
+        }
+        self.proxies = proxies
         cluster = try await LocalCluster(
             packageRoot: packageRoot, binary: URL(fileURLWithPath: binary), directory: directory, upstreamURL: upstreamURL,
-            settings: BenchmarkSettings.yaml)
+            settings: BenchmarkSettings.yaml, peerProxyBase: peerLinks == nil ? nil : proxyBase, basePort: basePort)
         probe = RelayClient(baseURL: cluster.loadBalancerURL, timeoutMilliseconds: 1_000)
         try await waitUntilReady()
     }
@@ -109,6 +124,7 @@ public final class ClusterTarget: SystemUnderTest, ChaosControl {
     public func stop() async {
         for node in LocalCluster.nodes { cluster.resume(node) }
         await cluster.stop()
+        for proxy in proxies { await proxy.stop() }
         try? await probe.shutdown()
         try? FileManager.default.removeItem(atPath: cluster.directory)
     }

@@ -63,6 +63,10 @@ struct Bench: AsyncParsableCommand {
         parsing: .singleValue,
         help: "Upstream fault for the relay phases, KIND[:SHARE][@FROM-TO] (repeatable), e.g. 429:0.05, 503@10-15, slow=300:0.1.")
     var upstreamFault: [String] = []
+    @Option(help: "Peer round trip added on every link of the three-node phases, through a user-space proxy (ms).")
+    var peerRoundTripMilliseconds: Int64 = 0
+    @Option(help: "Up to this much jitter per chunk on each peer link, each way (ms).") var peerJitterMilliseconds: Int64 = 0
+    @Option(help: "Share of peer connections reset within 5 s of opening (0...1).") var peerResetShare = 0.0
     @Option(help: "An existing deployment to load (runs the external phase only); point its upstream_url at --mock-port.")
     var target: String?
     @Option(help: "Port of the mock PagerDuty for --target (0: any).") var mockPort = 0
@@ -193,8 +197,17 @@ struct Bench: AsyncParsableCommand {
                 target = ExternalTarget(url: self.target!)
                 description = "existing deployment at \(self.target!), delivering to the mock at \(upstreamURL) if so configured"
             default:
-                target = try await ClusterTarget(packageRoot: root, binary: relayBinary, upstreamURL: upstreamURL)
-                description = "three pdrelay nodes behind HAProxy, every 202 synced on a majority"
+                let slowLinks = peerRoundTripMilliseconds > 0 || peerJitterMilliseconds > 0 || peerResetShare > 0
+                let links = FaultProxy.LinkConditions(
+                    oneWayDelayMilliseconds: peerRoundTripMilliseconds / 2, jitterMilliseconds: peerJitterMilliseconds,
+                    resetShare: peerResetShare)
+                target = try await ClusterTarget(
+                    packageRoot: root, binary: relayBinary, upstreamURL: upstreamURL, peerLinks: slowLinks ? links : nil)
+                description =
+                    "three pdrelay nodes behind HAProxy, every 202 synced on a majority"
+                    + (slowLinks
+                        ? ", peer links through a proxy adding \(peerRoundTripMilliseconds) ms round trips (+≤\(2 * peerJitterMilliseconds) ms jitter), \(peerResetShare * 100) % of connections reset"
+                        : "")
             }
             let report: PhaseReport
             do {
