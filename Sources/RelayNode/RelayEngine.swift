@@ -84,9 +84,10 @@ public actor RelayEngine {
     /// True until a fresh node of a cluster learns from its peers whether the cluster is new.
     public private(set) var awaitingDiskDecision: Bool
     public private(set) var storeFailure: String?
-    /// The monotonic clock at the engine's last look, and when it last found that the process
+    /// The monotonic clock at the engine's last look (nil until its clock starts ticking, so
+    /// that a slow startup is not taken for a freeze), and when it last found that the process
     /// had been frozen (SIGSTOP, a VM pause, a long stall): the gap between two looks.
-    private var lastClockReading: Int64
+    private var lastClockReading: Int64?
     private var lastWakeMilliseconds: Int64 = .min
     /// A gap longer than this between two looks at the clock (normally 10 ms apart) means the
     /// process was frozen. It matches HAProxy's `timeout server` in deploy/haproxy.cfg: a request
@@ -121,7 +122,6 @@ public actor RelayEngine {
             durable: recovered.durable, lostDisk: recovering || awaitingDiskDecision, seed: UInt64.random(in: .min ... .max),
             now: environment.monotonicMilliseconds(), snapshotThresholdEntries: configuration.snapshotThresholdEntries)
         appliedThrough = raft.lastApplied
-        lastClockReading = environment.monotonicMilliseconds()
         self.store = store
         self.upstream = upstream
         self.configuration = configuration
@@ -170,7 +170,7 @@ public actor RelayEngine {
     /// Returns milliseconds until the scheduler next needs a look.
     @discardableResult
     func tick() -> Int64? {
-        let now = readClock()
+        let now = readClock(ticking: true)
         enqueue(raft.tick(now: now))
         roleMayHaveChanged()
         expireWaits(now: now)
@@ -191,16 +191,20 @@ public actor RelayEngine {
     /// Reads the monotonic clock and notices a freeze: requests read before this moment are
     /// then stale.
     @discardableResult
-    private func readClock() -> Int64 {
+    private func readClock(ticking: Bool = false) -> Int64 {
         let now = environment.monotonicMilliseconds()
-        let gap = now - lastClockReading
+        guard let last = lastClockReading else {
+            if ticking { lastClockReading = now }
+            return now
+        }
+        let gap = now - last
         if gap > Self.freezeThresholdMilliseconds {
             lastWakeMilliseconds = now
             logger.warning(
                 "this process was frozen or starved; refusing client requests it read before now (their clients have retried)",
                 metadata: ["gap_ms": "\(gap)"])
         }
-        lastClockReading = max(lastClockReading, now)
+        lastClockReading = max(last, now)
         return now
     }
 
