@@ -66,7 +66,9 @@ public struct Simulation {
         case crash(NodeID)
         case restart(NodeID, lostDisk: Bool)
         case pause(NodeID, milliseconds: Int64)
-        case resume(NodeID)
+        /// The end of the pause that was to last until `until`: a node that crashed and was
+        /// paused again since must not wake early, ahead of the disk writes deferred to then.
+        case resume(NodeID, until: Int64)
         case partition(Int)
         case healPartition(Int)
         /// A graceful shutdown (SIGTERM) of a node, leader or not, restarted soon after.
@@ -303,9 +305,9 @@ public struct Simulation {
             else { return }
             nodes[id - 1].pausedUntil = now + duration
             note("node \(id) paused for \(duration)ms")
-            schedule(at: now + duration, .resume(id))
-        case .resume(let id):
-            guard nodes[id - 1].pausedUntil != nil else { return }
+            schedule(at: now + duration, .resume(id, until: now + duration))
+        case .resume(let id, let until):
+            guard nodes[id - 1].pausedUntil == until else { return }
             nodes[id - 1].pausedUntil = nil
             note("node \(id) resumes")
         case .partition(let index):
