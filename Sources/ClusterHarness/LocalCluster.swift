@@ -101,29 +101,13 @@ public final class LocalCluster: @unchecked Sendable {
                 return slot
             }
             let base = 20_000 + slot * 100
-            if [0, 1, 2, 3, 11, 12, 13, 50, 97].allSatisfy({ isFree(port: base + $0) }) { return base }
+            if [0, 1, 2, 3, 11, 12, 13, 50, 97].allSatisfy({ LoopbackPort.isFree(base + $0) }) { return base }
         }
         return 20_000 + Int.random(in: 0..<slots) * 100
     }
 
     private static let slots = 120
     private static let nextSlot = NIOLockedValueBox(Int.random(in: 0..<120))
-
-    /// Whether a loopback TCP port can be bound now.
-    private static func isFree(port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
 
     private func run(_ arguments: String...) async throws {
         let process = Process()

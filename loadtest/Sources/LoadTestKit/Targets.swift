@@ -200,7 +200,7 @@ public final class CeilingTarget: SystemUnderTest {
 
     static func waitForPort(_ port: Int) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
-        while !HAProxy.accepts(port: port) {
+        while !LoopbackPort.accepts(port) {
             guard ContinuousClock.now < deadline else { throw LoadTestError("nothing listens on port \(port) after 30 s") }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -214,19 +214,5 @@ enum HAProxy {
                 FileManager.default.isExecutableFile(atPath: $0)
             }
             ?? "haproxy"
-    }
-
-    /// Whether something accepts TCP connections on the loopback port.
-    static func accepts(port: Int) -> Bool {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { return false }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }
