@@ -103,6 +103,15 @@ struct ClusterRig {
         }
     }
 
+    /// Waits until `condition` holds, polling; throws naming `what` when `timeout` runs out.
+    static func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !(await condition()) {
+            guard ContinuousClock.now < deadline else { throw RigFailure("\(what): not within \(timeout)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     /// Cuts (or heals) every link to and from `node`.
     func isolate(_ node: Int, _ cut: Bool) {
         for (link, proxy) in links where link.from == node || link.to == node { proxy.blocked = cut }

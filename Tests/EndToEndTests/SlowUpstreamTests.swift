@@ -18,15 +18,24 @@ import Testing
             extraSettings: ["delivery_concurrency: \(Self.deliveryConcurrency)"],
             upstreamReply: .delayed(milliseconds: answerMilliseconds, .accept)
         ) { rig in
+            let started = ContinuousClock.now
             let stream = EventStream(url: rig.cluster.loadBalancerURL, clients: 2, pause: .milliseconds(150))
-            try await Task.sleep(for: .seconds(10))
+            // The kill must catch requests on their way: wait until the slow upstream has taken
+            // some, with the clients well under way.
+            try await ClusterRig.waitUntil("requests at the upstream and 30 events acknowledged") {
+                await !rig.upstream.deliveries.isEmpty && stream.acknowledgedCount >= 30
+            }
             let leader = try await rig.leader()
             await rig.cluster.kill9(leader)
+            let acknowledgedAtKill = stream.acknowledgedCount
             let successor = try await rig.leader()
             #expect(successor != leader)
             try await rig.cluster.start(leader)
             try await rig.waitUntilReady(LocalCluster.nodes)
-            try await Task.sleep(for: .seconds(10))
+            // The new leader takes events, and the clients run at least 20 s in all.
+            try await ClusterRig.waitUntil("30 more events acknowledged after the kill, 20 s of load") {
+                stream.acknowledgedCount >= acknowledgedAtKill + 30 && ContinuousClock.now - started >= .seconds(20)
+            }
             let outcome = await stream.stop()
             let audit = await rig.audit(outcome, timeout: .seconds(120))
             #expect(outcome.gaveUp == 0, "a client gave up on an event")

@@ -33,11 +33,11 @@ struct PeerRoutes: Sendable {
             } catch {
                 throw HTTPError(.badRequest, message: "unreadable commands: \(error)")
             }
+            // Frozen since the follower sent them: it has given up on them and may have sent the
+            // client's later events since (CommandRouter).
+            let stale = !(await engine.admitsRequest(receivedAtMilliseconds: receivedAt))
             // Submitted together, they join one proposal on this node.
             let outcomes = await withTaskGroup(of: (Int, Result<CommandResult, EngineError>).self) { group in
-                // Frozen since the follower sent them: it has given up on them and may have sent the
-                // client's later events since (CommandRouter).
-                let stale = !(await engine.admitsRequest(receivedAtMilliseconds: receivedAt))
                 for (index, command) in commands.enumerated() {
                     group.addTask { (index, stale ? .failure(.staleRequest) : await engine.outcome(of: command)) }
                 }
