@@ -138,8 +138,14 @@ import Testing
             try await node.send(TestSupport.alert(dedupKey: "m"))
             try await node.send(TestSupport.alert(extra: ["event_action": "nope"]))
             _ = try await node.upstream.waitForAccepted(1)
-            try await Task.sleep(for: .milliseconds(100))
-            let metrics = try await node.client.get("/metrics").text
+            // The queue gauge moves once the delivery's outcome is committed, a moment after the
+            // upstream answered: wait for it rather than for a fixed time.
+            var metrics = try await node.client.get("/metrics").text
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !metrics.contains(#"pdrelay_queue_depth{state="pending"} 0"#), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                metrics = try await node.client.get("/metrics").text
+            }
             #expect(metrics.contains(#"pdrelay_events_accepted_total{api="v2_enqueue",result="queued"} 1"#))
             #expect(metrics.contains(#"pdrelay_events_rejected_total{reason="invalid_event"} 1"#))
             #expect(metrics.contains("pdrelay_events_delivered_total 1"))
