@@ -6,9 +6,10 @@ import RelayCore
 public enum MessageCodec {
     public typealias RelayMessage = Message<RelayStateMachine>
 
-    /// Largest batch a node accepts in one request. A snapshot travels whole in one message, and
-    /// a full default queue (100,000 events of a few KB) is hundreds of megabytes.
-    public static let maxBatchBytes = 1_024 * 1_024 * 1_024
+    /// Largest batch a node accepts in one request: the sender keeps batches near 4 MB and an
+    /// append near 1 MB (`RaftNode.maxAppendBytes`, past which only a single large entry goes).
+    /// Snapshots travel in chunks of their own (`encode(snapshot:)`), never in a batch.
+    public static let maxBatchBytes = 64 * 1_024 * 1_024
 
     public static func encode(_ messages: some Collection<RelayMessage>) -> [UInt8] {
         var writer = ByteWriter(capacity: 64 * messages.count)
@@ -72,16 +73,7 @@ public enum MessageCodec {
             writer.write(round)
         case .installSnapshot(let snapshot, let round):
             writer.write(UInt64(6))
-            writer.write(snapshot.index)
-            writer.write(snapshot.term)
-            let contents = snapshot.machine.contents
-            writer.write(contents.nextEventNumber)
-            writer.write(UInt64(contents.events.count))
-            for event in contents.events { writer.write(event) }
-            writer.write(UInt64(contents.dedupEntries.count))
-            for entry in contents.dedupEntries { writer.write(entry) }
-            writer.write(UInt64(contents.intents.count))
-            for intent in contents.intents { writer.write(intent) }
+            write(snapshot, to: &writer)
             writer.write(round)
         case .snapshotResponse(let matchIndex, let round):
             writer.write(UInt64(7))
@@ -89,7 +81,61 @@ public enum MessageCodec {
             writer.write(round)
         case .timeoutNow:
             writer.write(UInt64(8))
+        case .heartbeat(let leaderCommit, let round):
+            writer.write(UInt64(9))
+            writer.write(leaderCommit)
+            writer.write(round)
+        case .heartbeatResponse(let lastIndex, let round):
+            writer.write(UInt64(10))
+            writer.write(lastIndex)
+            writer.write(round)
         }
+    }
+
+    /// A snapshot alone: what a leader streams to a follower in chunks.
+    public static func encode(snapshot: Snapshot<RelayStateMachine>) -> [UInt8] {
+        var writer = ByteWriter(capacity: 1_024)
+        write(snapshot, to: &writer)
+        return writer.bytes
+    }
+
+    public static func decodeSnapshot(_ bytes: [UInt8], limits: RelayStateMachine.Limits) throws(DecodingFailure)
+        -> Snapshot<RelayStateMachine>
+    {
+        var reader = ByteReader(bytes)
+        let snapshot = try readSnapshot(from: &reader, limits: limits)
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a snapshot") }
+        return snapshot
+    }
+
+    private static func write(_ snapshot: Snapshot<RelayStateMachine>, to writer: inout ByteWriter) {
+        writer.write(snapshot.index)
+        writer.write(snapshot.term)
+        let contents = snapshot.machine.contents
+        writer.write(contents.nextEventNumber)
+        writer.write(UInt64(contents.events.count))
+        for event in contents.events { writer.write(event) }
+        writer.write(UInt64(contents.dedupEntries.count))
+        for entry in contents.dedupEntries { writer.write(entry) }
+        writer.write(UInt64(contents.intents.count))
+        for intent in contents.intents { writer.write(intent) }
+    }
+
+    private static func readSnapshot(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure)
+        -> Snapshot<RelayStateMachine>
+    {
+        let index = try reader.readUInt64()
+        let snapshotTerm = try reader.readUInt64()
+        let nextEventNumber = try reader.readUInt64()
+        var events: [QueuedEvent] = []
+        for _ in 0..<(try reader.readCount()) { events.append(try reader.readEvent()) }
+        var dedup: [DedupEntry] = []
+        for _ in 0..<(try reader.readCount()) { dedup.append(try reader.readDedupEntry()) }
+        var intents: [DeliveryIntent] = []
+        for _ in 0..<(try reader.readCount()) { intents.append(try reader.readIntent()) }
+        let machine = RelayStateMachine(
+            limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents)
+        return Snapshot(index: index, term: snapshotTerm, machine: machine)
     }
 
     private static func read(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure) -> RelayMessage {
@@ -113,21 +159,11 @@ public enum MessageCodec {
                 prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: try reader.readUInt64(),
                 round: try reader.readUInt64())
         case 5: body = .appendResponse(success: try reader.readBool(), matchIndex: try reader.readUInt64(), round: try reader.readUInt64())
-        case 6:
-            let index = try reader.readUInt64()
-            let snapshotTerm = try reader.readUInt64()
-            let nextEventNumber = try reader.readUInt64()
-            var events: [QueuedEvent] = []
-            for _ in 0..<(try reader.readCount()) { events.append(try reader.readEvent()) }
-            var dedup: [DedupEntry] = []
-            for _ in 0..<(try reader.readCount()) { dedup.append(try reader.readDedupEntry()) }
-            var intents: [DeliveryIntent] = []
-            for _ in 0..<(try reader.readCount()) { intents.append(try reader.readIntent()) }
-            let machine = RelayStateMachine(
-                limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents)
-            body = .installSnapshot(Snapshot(index: index, term: snapshotTerm, machine: machine), round: try reader.readUInt64())
+        case 6: body = .installSnapshot(try readSnapshot(from: &reader, limits: limits), round: try reader.readUInt64())
         case 7: body = .snapshotResponse(matchIndex: try reader.readUInt64(), round: try reader.readUInt64())
         case 8: body = .timeoutNow
+        case 9: body = .heartbeat(leaderCommit: try reader.readUInt64(), round: try reader.readUInt64())
+        case 10: body = .heartbeatResponse(lastIndex: try reader.readUInt64(), round: try reader.readUInt64())
         case let tag: throw DecodingFailure("unknown message tag \(tag)")
         }
         return Message(from: from, to: to, term: term, body: body)

@@ -11,7 +11,8 @@ import RelayCore
 /// 1. make durable, in one fsync'd transaction: `hardState`; `truncateAfter` (drop later
 ///    entries); `entries`; then `snapshot` (which replaces every entry up to its index that does
 ///    not agree with it: a compaction snapshot may cover entries of the same `Ready`);
-/// 2. only then send `messages` (a vote or an acknowledgement is a promise about the disk);
+/// 2. only then send `messages` (a vote or an acknowledgement is a promise about the disk),
+///    except heartbeats, which `Ready.takeHeartbeats` hands over to send at once;
 /// 3. hand `applied` results to the clients waiting for them;
 /// 4. call `persisted(through:now:)` with the last index it made durable.
 public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
@@ -33,6 +34,16 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         public var applied: [Applied] = []
 
         public var needsPersistence: Bool { hardState != nil || snapshot != nil || truncateAfter != nil || !entries.isEmpty }
+
+        /// Takes out the messages that may leave at once, ahead of this and earlier Readys'
+        /// writes: heartbeats and their answers, unless this Ready changes the term or vote.
+        /// A frozen disk then delays no lease renewal (a leader whose fsync stalls for seconds
+        /// keeps its followers), and a follower busy writing bulk data still answers.
+        public mutating func takeHeartbeats() -> [Message<Machine>] {
+            guard hardState == nil, messages.contains(where: \.isHeartbeat) else { return [] }
+            defer { messages.removeAll(where: \.isHeartbeat) }
+            return messages.filter(\.isHeartbeat)
+        }
     }
 
     public let id: NodeID
@@ -40,6 +51,16 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     public let timing: ClusterTiming
     public let faults: ProtocolFaults
     public static var maxEntriesPerMessage: Int { 256 }
+    /// An append stops growing past this many bytes of commands (it always carries at least one
+    /// entry): 256 events of 500 KB in one message would hold a link for seconds.
+    public static var maxAppendBytes: Int { 1_048_576 }
+    /// Appends in flight to one peer before the leader waits for an answer: enough to keep a
+    /// link busy, few enough that a slow or far-behind follower does not pile data up in the
+    /// leader's outbox (flow control, as etcd's `MaxInflightMsgs`).
+    public static var maxAppendsInFlight: Int { 4 }
+    /// While a snapshot is on its way to a peer, the leader lets its log grow to this many times
+    /// the snapshot threshold before it compacts (and so replaces that snapshot).
+    public static var snapshotHoldFactor: Int { 8 }
     /// Applied entries kept before a snapshot replaces them.
     public let snapshotThresholdEntries: Int
 
@@ -56,6 +77,10 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// the leader had when it first heard from it: before that it may have forgotten a vote.
     public private(set) var mayVote: Bool
     private var catchUpTarget: LogIndex?
+    /// How far this follower's log is known to match the current leader's: an append of this
+    /// term was accepted up to here. A heartbeat commits no further, since a heartbeat says
+    /// nothing about which entries the follower holds.
+    private var matchedInTerm: LogIndex = 0
 
     private var random: SplitMix64
     private var electionDeadline: Int64
@@ -64,6 +89,14 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     // Leader state.
     private var nextIndex: [NodeID: LogIndex] = [:]
     private var matchIndex: [NodeID: LogIndex] = [:]
+    /// Appends (or a snapshot) sent to each peer and not yet answered, and when that peer last
+    /// answered one or was first sent one: an append lost on the way is resent after an
+    /// election timeout without an answer.
+    private var appendsInFlight: [NodeID: Int] = [:]
+    private var appendProgressAt: [NodeID: Int64] = [:]
+    private var matchAdvancedAt: [NodeID: Int64] = [:]
+    /// The time of the input being handled.
+    private var now: Int64 = 0
     private var round: UInt64 = 0
     private var roundSentAt: [UInt64: Int64] = [:]
     private var ackedRound: [NodeID: UInt64] = [:]
@@ -133,12 +166,22 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         public let matchIndex: LogIndex
         /// Monotonic milliseconds of the peer's last answer, if it ever answered this leader.
         public let lastContactMilliseconds: Int64?
+        /// The peer needs entries this leader has compacted away: it is being sent a snapshot.
+        public let needsSnapshot: Bool
+        /// Monotonic milliseconds when the peer's match index last grew (or this node took
+        /// office): a peer behind whose match index stands still for long is stuck.
+        public let matchAdvancedAtMilliseconds: Int64
     }
 
     /// Each peer's replication progress; empty unless this node leads.
     public var peerProgress: [PeerProgress] {
         guard role == .leader else { return [] }
-        return peers.map { PeerProgress(id: $0, matchIndex: matchIndex[$0] ?? 0, lastContactMilliseconds: lastContact[$0]) }
+        return peers.map {
+            PeerProgress(
+                id: $0, matchIndex: matchIndex[$0] ?? 0, lastContactMilliseconds: lastContact[$0],
+                needsSnapshot: (nextIndex[$0] ?? .max) <= log.snapshotIndex, matchAdvancedAtMilliseconds: matchAdvancedAt[$0] ?? leaderSince
+            )
+        }
     }
 
     /// Whether this node is in touch with a majority now: a leader whose majority answered within
@@ -178,6 +221,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     /// Time passes: heartbeats, election timeouts, the leader's quorum check.
     public mutating func tick(now: Int64) -> Ready {
+        self.now = now
         switch role {
         case .leader:
             if now - lastQuorumContact >= timing.minimumElectionTimeoutMilliseconds && members.count > 1 {
@@ -185,7 +229,16 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 // so clients go elsewhere; the lease expired long ago.
                 becomeFollower(term: term, leader: nil, now: now)
             } else if now >= nextHeartbeat {
-                broadcastAppends(now: now, newRound: true)
+                startRound(now: now)
+                for peer in peers {
+                    if (appendsInFlight[peer] ?? 0) > 0, now - (appendProgressAt[peer] ?? now) >= timing.minimumElectionTimeoutMilliseconds
+                    {
+                        // No answer for an election timeout: what was in flight is lost.
+                        appendsInFlight[peer] = 0
+                        nextIndex[peer] = (matchIndex[peer] ?? 0) + 1
+                    }
+                    if (matchIndex[peer] ?? 0) < log.lastIndex { replicate(to: peer) }
+                }
             }
         case .follower, .preCandidate, .candidate:
             if now >= electionDeadline && mayVote { startPreVote(now: now) }
@@ -197,6 +250,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// will be applied, so the shell can match results to clients.
     public mutating func propose(_ commands: [Command], now: Int64) -> (indexes: [LogIndex], ready: Ready)? {
         guard role == .leader else { return nil }
+        self.now = now
         var indexes: [LogIndex] = []
         for command in commands {
             let entry = Entry(term: term, index: log.lastIndex + 1, command: command)
@@ -204,7 +258,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             ready.entries.append(entry)
             indexes.append(entry.index)
         }
-        broadcastAppends(now: now, newRound: false)
+        for peer in peers { replicate(to: peer) }
         return (indexes, takeReady())
     }
 
@@ -215,9 +269,10 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// `Ready` carries `timeoutNow` to it and this node is a follower.
     public mutating func transferLeadership(now: Int64) -> (handedOver: Bool, ready: Ready) {
         guard role == .leader, members.count > 1 else { return (false, takeReady()) }
+        self.now = now
         let caughtUp = peers.filter { (matchIndex[$0] ?? 0) == log.lastIndex && durableIndex == log.lastIndex }
         guard let target = caughtUp.max(by: { (lastContact[$0] ?? .min) < (lastContact[$1] ?? .min) }) else {
-            for peer in peers where (matchIndex[peer] ?? 0) < log.lastIndex { sendAppend(to: peer, round: round) }
+            for peer in peers where (matchIndex[peer] ?? 0) < log.lastIndex { replicate(to: peer) }
             return (false, takeReady())
         }
         send(to: target, term: term, .timeoutNow)
@@ -236,6 +291,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     /// The shell made everything up to `index` durable.
     public mutating func persisted(through index: LogIndex, now: Int64) -> Ready {
+        self.now = now
         durableIndex = max(durableIndex, min(index, log.lastIndex))
         if role == .leader { advanceCommit() }
         return takeReady()
@@ -243,6 +299,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     public mutating func receive(_ message: Message<Machine>, now: Int64) -> Ready {
         precondition(message.to == id, "message for \(message.to) delivered to \(id)")
+        self.now = now
         handle(message, now: now)
         return takeReady()
     }
@@ -263,7 +320,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 // exception: the leader gave its lease up before asking for it.
                 if inLeaseOfLeader(now: now) && !transfer { return }
                 becomeFollower(term: message.term, leader: nil, now: now)
-            case .append, .installSnapshot:
+            case .append, .installSnapshot, .heartbeat:
                 becomeFollower(term: message.term, leader: message.from, now: now)
             default:
                 becomeFollower(term: message.term, leader: nil, now: now)
@@ -309,20 +366,24 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         case .appendResponse(let success, let match, let round):
             guard role == .leader, message.term == term else { return }
             recordContact(from: message.from, round: round, now: now)
+            appendProgressAt[message.from] = now
             if success {
-                matchIndex[message.from] = max(matchIndex[message.from] ?? 0, match)
-                nextIndex[message.from] = max(nextIndex[message.from] ?? 1, match + 1)
+                appendsInFlight[message.from] = max(0, (appendsInFlight[message.from] ?? 0) - 1)
+                raiseMatch(of: message.from, to: match)
                 advanceCommit()
             } else {
+                // Whatever else is in flight to it follows the rejected one and fails too.
+                appendsInFlight[message.from] = 0
                 nextIndex[message.from] = max(1, min(nextIndex[message.from] ?? 1, match + 1))
-                sendAppend(to: message.from, round: self.round)
             }
+            replicate(to: message.from)
         case .installSnapshot(let snapshot, let round):
             guard message.term == term else {
                 send(to: message.from, term: term, .snapshotResponse(matchIndex: 0, round: round))
                 return
             }
             acceptLeader(message.from, now: now)
+            matchedInTerm = max(matchedInTerm, snapshot.index)
             if snapshot.index > commitIndex {
                 log.install(snapshot)
                 machine = snapshot.machine
@@ -338,9 +399,38 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         case .snapshotResponse(let match, let round):
             guard role == .leader, message.term == term else { return }
             recordContact(from: message.from, round: round, now: now)
-            matchIndex[message.from] = max(matchIndex[message.from] ?? 0, match)
-            nextIndex[message.from] = max(nextIndex[message.from] ?? 1, match + 1)
+            appendProgressAt[message.from] = now
+            appendsInFlight[message.from] = 0
+            raiseMatch(of: message.from, to: match)
             advanceCommit()
+            replicate(to: message.from)
+        case .heartbeat(let leaderCommit, let round):
+            guard message.term == term else {
+                send(to: message.from, term: term, .heartbeatResponse(lastIndex: log.lastIndex, round: round))
+                return
+            }
+            acceptLeader(message.from, now: now)
+            leaderCommitIndex = max(leaderCommitIndex, leaderCommit)
+            if catchUpTarget == nil && !mayVote { catchUpTarget = leaderCommit }
+            let known = min(leaderCommit, matchedInTerm)
+            if known > commitIndex {
+                commitIndex = known
+                applyCommitted()
+            }
+            checkCaughtUp()
+            send(to: message.from, term: term, .heartbeatResponse(lastIndex: log.lastIndex, round: round))
+        case .heartbeatResponse(let lastIndex, let round):
+            guard role == .leader, message.term == term else { return }
+            recordContact(from: message.from, round: round, now: now)
+            if lastIndex < (matchIndex[message.from] ?? 0) {
+                // It acknowledged more than it now holds: its disk was replaced. Start it over
+                // from what it has (an older hint reordered behind a newer answer only costs a
+                // resend).
+                matchIndex[message.from] = lastIndex
+                nextIndex[message.from] = lastIndex + 1
+                appendsInFlight[message.from] = 0
+            }
+            if (matchIndex[message.from] ?? 0) < log.lastIndex { replicate(to: message.from) }
         case .timeoutNow:
             guard message.term == term, role == .follower, mayVote else { return }
             startElection(now: now, transfer: true)
@@ -355,6 +445,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         if prevIndex < log.snapshotIndex {
             let skip = entries.filter { $0.index > log.snapshotIndex }
             guard let first = skip.first else {
+                matchedInTerm = max(matchedInTerm, log.snapshotIndex)
                 send(to: leader, term: term, .appendResponse(success: true, matchIndex: log.snapshotIndex, round: round))
                 return
             }
@@ -380,6 +471,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             ready.entries.append(entry)
         }
         let lastNew = prevIndex + LogIndex(entries.count)
+        matchedInTerm = max(matchedInTerm, lastNew)
         if leaderCommit > commitIndex {
             commitIndex = min(leaderCommit, lastNew)
             applyCommitted()
@@ -425,18 +517,23 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         for peer in peers {
             nextIndex[peer] = log.lastIndex + 1
             matchIndex[peer] = 0
+            appendsInFlight[peer] = 0
+            appendProgressAt[peer] = nil
+            matchAdvancedAt[peer] = now
         }
         // A no-op in the new term lets the leader commit (and so learn) everything before it.
         let noop = Entry<Command>(term: term, index: log.lastIndex + 1, command: nil)
         log.append(noop)
         ready.entries.append(noop)
-        broadcastAppends(now: now, newRound: true)
+        startRound(now: now)
+        for peer in peers { replicate(to: peer) }
     }
 
     private mutating func becomeFollower(term newTerm: Term, leader: NodeID?, now: Int64) {
         if newTerm > term {
             hardState = HardState(term: newTerm, votedFor: nil)
             ready.hardState = hardState
+            matchedInTerm = 0
         }
         if role == .leader || role == .candidate || role == .preCandidate { resetElectionTimer(now: now) }
         role = .follower
@@ -472,17 +569,31 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     // MARK: leader work
 
-    private mutating func broadcastAppends(now: Int64, newRound: Bool) {
-        if newRound {
-            round += 1
-            roundSentAt[round] = now
-            nextHeartbeat = now + timing.heartbeatIntervalMilliseconds
-            updateLease(now: now)
-        }
-        for peer in peers { sendAppend(to: peer, round: round) }
+    /// A new heartbeat round: the lease is renewed by the answers to it.
+    private mutating func startRound(now: Int64) {
+        round += 1
+        roundSentAt[round] = now
+        nextHeartbeat = now + timing.heartbeatIntervalMilliseconds
+        updateLease(now: now)
+        for peer in peers { send(to: peer, term: term, .heartbeat(leaderCommit: commitIndex, round: round)) }
     }
 
-    private mutating func sendAppend(to peer: NodeID, round: UInt64) {
+    /// Sends `peer` its next entries (or the snapshot), if it has any to receive (or `evenIfEmpty`:
+    /// an empty append tells it the commit index in order with the entries) and its window has
+    /// room. A snapshot fills the window: it is resent only when lost.
+    private mutating func replicate(to peer: NodeID, evenIfEmpty: Bool = false) {
+        let inFlight = appendsInFlight[peer] ?? 0
+        guard inFlight < Self.maxAppendsInFlight else { return }
+        let next = nextIndex[peer] ?? log.lastIndex + 1
+        let sendsSnapshot = next <= log.snapshotIndex
+        guard sendsSnapshot ? inFlight == 0 : (evenIfEmpty || next <= log.lastIndex) else { return }
+        if inFlight == 0 { appendProgressAt[peer] = now }
+        appendsInFlight[peer] = sendsSnapshot ? Self.maxAppendsInFlight : inFlight + 1
+        sendAppend(to: peer)
+    }
+
+    /// Sends `peer` an append from its `nextIndex`, or the snapshot if that is compacted away.
+    private mutating func sendAppend(to peer: NodeID) {
         let next = nextIndex[peer] ?? log.lastIndex + 1
         if next <= log.snapshotIndex, let snapshot = log.snapshot {
             send(to: peer, term: term, .installSnapshot(snapshot, round: round))
@@ -492,11 +603,27 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         guard let prevTerm = log.term(at: prevIndex) else {
             preconditionFailure("leader has no term for index \(prevIndex)")
         }
-        let entries = log.entries(from: next, max: Self.maxEntriesPerMessage)
+        var entries = log.entries(from: next, max: Self.maxEntriesPerMessage)
+        var bytes = 0
+        for (offset, entry) in entries.enumerated() {
+            bytes += entry.command.map(Machine.replicationBytes(of:)) ?? 0
+            if bytes > Self.maxAppendBytes && offset > 0 {
+                entries.removeLast(entries.count - offset)
+                break
+            }
+        }
         send(
             to: peer, term: term,
             .append(prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: commitIndex, round: round))
         nextIndex[peer] = next + LogIndex(entries.count)
+    }
+
+    private mutating func raiseMatch(of peer: NodeID, to match: LogIndex) {
+        if match > (matchIndex[peer] ?? 0) {
+            matchIndex[peer] = match
+            matchAdvancedAt[peer] = now
+        }
+        nextIndex[peer] = max(nextIndex[peer] ?? 1, match + 1)
     }
 
     private mutating func recordContact(from peer: NodeID, round: UInt64, now: Int64) {
@@ -530,8 +657,9 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         guard candidate > commitIndex, log.term(at: candidate) == term else { return }
         commitIndex = candidate
         applyCommitted()
-        // Followers learn the new commit index with the next append; send it now.
-        for peer in peers where (matchIndex[peer] ?? 0) >= commitIndex { sendAppend(to: peer, round: round) }
+        // Followers learn the new commit index with the next append; send it now (a full window
+        // will carry it with its next append, or the next heartbeat will).
+        for peer in peers where (matchIndex[peer] ?? 0) >= commitIndex { replicate(to: peer, evenIfEmpty: true) }
     }
 
     private mutating func applyCommitted() {
@@ -541,7 +669,14 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             let result = entry.command.map { machine.apply($0) }
             ready.applied.append(Applied(index: entry.index, term: entry.term, command: entry.command, result: result))
         }
-        if log.entries.count > snapshotThresholdEntries, let term = log.term(at: lastApplied) {
+        // A leader sending its snapshot to a peer keeps it while the log stays within bounds: a
+        // newer one would restart a transfer that may take minutes, and a follower would never
+        // catch up under steady load.
+        let sendingSnapshot =
+            role == .leader
+            && peers.contains { (nextIndex[$0] ?? .max) <= log.snapshotIndex && (appendsInFlight[$0] ?? 0) > 0 }
+        let limit = sendingSnapshot ? Self.snapshotHoldFactor * snapshotThresholdEntries : snapshotThresholdEntries
+        if log.entries.count > limit, let term = log.term(at: lastApplied) {
             let snapshot = Snapshot(index: lastApplied, term: term, machine: machine)
             log.install(snapshot)
             ready.snapshot = snapshot

@@ -9,6 +9,9 @@ public protocol ReplicatedStateMachine: Sendable {
     associatedtype Command: Sendable, Equatable
     associatedtype Result: Sendable
     mutating func apply(_ command: Command) -> Result
+    /// About how many bytes `command` takes on the wire: appends stop growing at
+    /// `RaftNode.maxAppendBytes`, so one message of large commands cannot hold a link for long.
+    static func replicationBytes(of command: Command) -> Int
 }
 
 /// One log entry. A nil command is the no-op a new leader appends to commit its term.
@@ -80,13 +83,23 @@ public struct Message<Machine: ReplicatedStateMachine>: Sendable {
         /// even within the lease, because that leader has already given its lease up.
         case voteRequest(lastLogIndex: LogIndex, lastLogTerm: Term, transfer: Bool = false)
         case voteResponse(granted: Bool)
-        /// Replication and heartbeat in one. `round` numbers the leader's heartbeat rounds for
-        /// the lease.
+        /// Replication. `round` is the leader's heartbeat round when it was sent (an answer counts
+        /// for the lease too).
         case append(prevLogIndex: LogIndex, prevLogTerm: Term, entries: [Entry<Machine.Command>], leaderCommit: LogIndex, round: UInt64)
         /// On failure `matchIndex` is a hint: the follower's last index that may match.
         case appendResponse(success: Bool, matchIndex: LogIndex, round: UInt64)
         case installSnapshot(Snapshot<Machine>, round: UInt64)
         case snapshotResponse(matchIndex: LogIndex, round: UInt64)
+        /// The lease's heartbeat. It carries no log position, so it may overtake appends (the
+        /// shell sends it on a lane of its own, and before earlier writes finish): it claims
+        /// nothing about either node's disk. `round` numbers the leader's rounds for the lease;
+        /// a follower commits up to `leaderCommit` only as far as its log is known to match this
+        /// leader's.
+        case heartbeat(leaderCommit: LogIndex, round: UInt64)
+        /// `lastIndex` is a hint, the follower's last log index: it tells the leader that a
+        /// follower lost entries it had acknowledged (a wiped disk), or is behind while the
+        /// leader is idle.
+        case heartbeatResponse(lastIndex: LogIndex, round: UInt64)
         /// The leader hands over: the receiver campaigns at once, skipping pre-vote.
         case timeoutNow
     }
@@ -101,6 +114,25 @@ public struct Message<Machine: ReplicatedStateMachine>: Sendable {
         self.to = to
         self.term = term
         self.body = body
+    }
+
+    /// Whether this message may leave at once, ahead of earlier Readys' writes and ahead of
+    /// queued bulk data: a heartbeat or its answer promises nothing about the sender's disk. A
+    /// vote (its `hardState`) and an acknowledgement (its entries) must wait for their write.
+    public var isHeartbeat: Bool {
+        switch body {
+        case .heartbeat, .heartbeatResponse: true
+        default: false
+        }
+    }
+
+    /// Whether this message carries log data, entries or a snapshot: it travels on the bulk lane,
+    /// behind earlier bulk data to the same peer and never ahead of it.
+    public var isBulk: Bool {
+        switch body {
+        case .append, .installSnapshot: true
+        default: false
+        }
     }
 }
 

@@ -14,4 +14,10 @@ extension RelayStateMachine: ReplicatedStateMachine {
         let result = apply(command, effects: &effects)
         return Applied(result: result, effects: effects)
     }
+
+    /// An accepted event is its body plus a little; every other command is small.
+    public static func replicationBytes(of command: RelayCommand) -> Int {
+        if case .accept(let acceptance) = command { return acceptance.body.count + 64 }
+        return 64
+    }
 }

@@ -402,6 +402,8 @@ public struct Simulation {
     /// Carries out a Ready: durable writes first (a crash before they finish loses them), then
     /// messages, then client answers.
     mutating func process(_ id: NodeID, _ ready: Node.Ready) {
+        var ready = ready
+        for heartbeat in ready.takeHeartbeats() { send(heartbeat) }
         noteLeadership(id)
         if nodes[id - 1].recovering, nodes[id - 1].raft?.mayVote == true { nodes[id - 1].recovering = false }
         if ready.needsPersistence {

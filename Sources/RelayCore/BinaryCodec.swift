@@ -27,6 +27,9 @@ public struct ByteWriter: Sendable {
 
     public mutating func write(_ value: String) { write(Array(value.utf8)) }
 
+    /// Bytes as they are, without a length: only as the last thing written (`readRemaining`).
+    public mutating func write(raw value: [UInt8]) { bytes.append(contentsOf: value) }
+
     public mutating func write<T>(optional value: T?, _ body: (inout ByteWriter, T) -> Void) {
         write(value != nil)
         if let value { body(&self, value) }
@@ -40,6 +43,12 @@ public struct ByteReader: Sendable {
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     public var isAtEnd: Bool { offset == bytes.count }
+
+    /// Everything not yet read (what `ByteWriter.write(raw:)` wrote last).
+    public mutating func readRemaining() -> [UInt8] {
+        defer { offset = bytes.count }
+        return Array(bytes[offset...])
+    }
 
     public mutating func readUInt64() throws(DecodingFailure) -> UInt64 {
         var value: UInt64 = 0

@@ -57,6 +57,11 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var readinessMaxLagEntries = 1_000
     /// Applied entries kept in the log before they are compacted into a snapshot.
     public var snapshotThresholdEntries = 1_000
+    /// A snapshot travels to a follower in chunks of this size, each its own request, so a
+    /// queue of gigabytes crosses a zone without one giant request and resumes after a reset.
+    public var snapshotChunkBytes = 4 * 1_024 * 1_024
+    /// The largest chunk: a peer request must stay small enough to be retried cheaply.
+    public static let maxSnapshotChunkBytes = 64 * 1_024 * 1_024
 
     public init() {}
 
@@ -140,6 +145,11 @@ public struct RelayConfiguration: Sendable, Equatable {
         }
         guard readinessMaxLagEntries > 0, (10...1_000_000).contains(snapshotThresholdEntries) else {
             throw ConfigurationError("readiness_max_lag_entries must be positive and snapshot_threshold_entries 10…1000000")
+        }
+        guard (1_024...Self.maxSnapshotChunkBytes).contains(snapshotChunkBytes) else {
+            throw ConfigurationError(
+                "snapshot_chunk_bytes must be 1024…\(Self.maxSnapshotChunkBytes): each chunk is one peer request, retried whole after a reset"
+            )
         }
     }
 
@@ -349,6 +359,7 @@ extension RelayConfiguration {
         .integer("commit_timeout_milliseconds", \.commitTimeoutMilliseconds),
         .integer("readiness_max_lag_entries", \.readinessMaxLagEntries),
         .integer("snapshot_threshold_entries", \.snapshotThresholdEntries),
+        .integer("snapshot_chunk_bytes", \.snapshotChunkBytes),
     ]
 }
 

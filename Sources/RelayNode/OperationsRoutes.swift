@@ -9,6 +9,13 @@ struct OperationsRoutes: Sendable {
     let queueHighWaterEvents: Int
     let readinessMaxLagEntries: Int
     let members: [ClusterMember]
+    let transfers: SnapshotTransfers
+
+    /// A peer behind the leader whose catch-up has moved neither its match index nor a snapshot
+    /// byte for this long is named in `/v1/cluster`'s problems.
+    static let catchUpStuckMilliseconds: Int64 = 30_000
+    /// A peer silent this long is named as not answering.
+    static let peerSilentMilliseconds: Int64 = 5_000
 
     func register(on router: Router<BasicRequestContext>) {
         // Live means the process should keep running: false only once the store has failed,
@@ -27,7 +34,8 @@ struct OperationsRoutes: Sendable {
         // answers nothing, leaves the pool within a few checks.
         router.get("/readyz/leader") { _, _ in await readiness(asLeader: true) }
         router.get("/v1/cluster") { _, _ in
-            JSONResponses.json(.ok, Self.describe(await engine.clusterView(), members: members, maxLag: readinessMaxLagEntries))
+            JSONResponses.json(
+                .ok, Self.describe(await engine.clusterView(), members: members, maxLag: readinessMaxLagEntries, transfers: transfers))
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -69,8 +77,47 @@ extension OperationsRoutes {
         return problems
     }
 
+    /// What the leader finds wrong with its followers' catch-up: a peer that does not answer, or
+    /// one that answers but whose catch-up has stood still (not part of readiness: the leader
+    /// itself still serves).
+    static func peerProblems(_ view: RelayEngine.ClusterView, outgoing: [NodeID: SnapshotTransfers.Progress]) -> [String] {
+        guard view.role == .leader else { return [] }
+        var problems: [String] = []
+        for peer in view.peers where peer.matchIndex < view.commitIndex {
+            let behind = view.commitIndex - peer.matchIndex
+            let silent = peer.lastContactMilliseconds.map { view.nowMilliseconds - $0 }
+            if silent.map({ $0 >= peerSilentMilliseconds }) ?? true {
+                problems.append(
+                    "node \(peer.id) is not answering\(silent.map { " (silent for \($0 / 1_000) s)" } ?? ""), \(behind) entries behind")
+                continue
+            }
+            let transfer = peer.needsSnapshot ? outgoing[peer.id] : nil
+            let lastMove = max(peer.matchAdvancedAtMilliseconds, transfer?.lastProgressAtMilliseconds ?? .min)
+            let still = view.nowMilliseconds - lastMove
+            guard still >= catchUpStuckMilliseconds else { continue }
+            var problem = "catch-up of node \(peer.id) is stuck: \(behind) entries behind, no progress for \(still / 1_000) s"
+            if let transfer { problem += "; snapshot at \(transfer.bytesDone) of \(transfer.totalBytes) bytes" }
+            if let error = transfer?.lastError { problem += "; last error: \(error)" }
+            problems.append(problem)
+        }
+        return problems
+    }
+
+    static func describe(_ progress: SnapshotTransfers.Progress, now: Int64) -> JSONValue {
+        .object([
+            "node": .number(Double(progress.node)), "snapshot_index": .number(Double(progress.snapshotIndex)),
+            "bytes_done": .number(Double(progress.bytesDone)), "bytes_total": .number(Double(progress.totalBytes)),
+            "finished": .bool(progress.finished), "transmitted_bytes": .number(Double(progress.transmittedBytes)),
+            "interruptions": .number(Double(progress.interruptions)), "running_ms": .number(Double(now - progress.startedAtMilliseconds)),
+            "last_progress_ms_ago": .number(Double(now - progress.lastProgressAtMilliseconds)),
+            "last_error": progress.lastError.map(JSONValue.string) ?? .null,
+        ])
+    }
+
     /// `GET /v1/cluster`: this node's view, for operators and for `docs/operations.md`.
-    static func describe(_ view: RelayEngine.ClusterView, members: [ClusterMember], maxLag: Int) -> JSONValue {
+    static func describe(_ view: RelayEngine.ClusterView, members: [ClusterMember], maxLag: Int, transfers: SnapshotTransfers) -> JSONValue
+    {
+        let outgoing = transfers.outgoing
         let peers: [JSONValue] = members.filter { $0.id != view.nodeID }.map { member in
             let progress = view.peers.first { $0.id == member.id }
             var fields: [String: JSONValue] = ["id": .number(Double(member.id)), "url": .string(member.url)]
@@ -79,10 +126,14 @@ extension OperationsRoutes {
                 fields["lag_entries"] = .number(Double(view.lastLogIndex - min(progress.matchIndex, view.lastLogIndex)))
                 fields["last_contact_ms_ago"] =
                     progress.lastContactMilliseconds.map { .number(Double(view.nowMilliseconds - $0)) } ?? .null
+                fields["needs_snapshot"] = .bool(progress.needsSnapshot)
+                fields["match_advanced_ms_ago"] = .number(Double(view.nowMilliseconds - progress.matchAdvancedAtMilliseconds))
+                if let transfer = outgoing[member.id] { fields["snapshot_transfer"] = describe(transfer, now: view.nowMilliseconds) }
             }
             return .object(fields)
         }
         let problems = members.count > 1 ? clusterProblems(view, maxLag: maxLag) : []
+        let catchUp = members.count > 1 ? peerProblems(view, outgoing: outgoing) : []
         return .object([
             "node_id": .number(Double(view.nodeID)), "role": .string(view.role.rawValue), "term": .number(Double(view.term)),
             "leader_id": view.leaderID.map { .number(Double($0)) } ?? .null,
@@ -90,7 +141,8 @@ extension OperationsRoutes {
             "applied_index": .number(Double(view.appliedIndex)), "last_log_index": .number(Double(view.lastLogIndex)),
             "snapshot_index": .number(Double(view.snapshotIndex)), "apply_lag_entries": .number(Double(view.applyLag)),
             "in_contact_with_majority": .bool(view.hasQuorumContact), "voting": .bool(view.mayVote),
-            "peers": .array(peers), "ready": .bool(problems.isEmpty), "problems": .array(problems.map(JSONValue.string)),
+            "peers": .array(peers), "ready": .bool(problems.isEmpty), "problems": .array((problems + catchUp).map(JSONValue.string)),
+            "incoming_snapshot": transfers.incoming.map { describe($0, now: view.nowMilliseconds) } ?? .null,
         ])
     }
 }

@@ -211,6 +211,8 @@ public actor RelayEngine {
     // MARK: the Ready pipeline
 
     private func enqueue(_ ready: Ready) {
+        var ready = ready
+        send(ready.takeHeartbeats())
         guard ready.needsPersistence || !ready.messages.isEmpty || !ready.applied.isEmpty else { return }
         readies.append(ready)
         kickWriter()
@@ -244,8 +246,8 @@ public actor RelayEngine {
             var afterWrite: [[Message<RelayStateMachine>]] = []
             for ready in batch {
                 if ready.hardState == nil && mustSync {
-                    send(ready.messages.filter(Self.isReplication))
-                    afterWrite.append(ready.messages.filter { !Self.isReplication($0) })
+                    send(ready.messages.filter(\.isBulk))
+                    afterWrite.append(ready.messages.filter { !$0.isBulk })
                 } else {
                     afterWrite.append(ready.messages)
                 }
@@ -278,13 +280,6 @@ public actor RelayEngine {
             startDeliveries()
         }
         writer = nil
-    }
-
-    private static func isReplication(_ message: Message<RelayStateMachine>) -> Bool {
-        switch message.body {
-        case .append, .installSnapshot: true
-        default: false
-        }
     }
 
     private func proposeQueued() {

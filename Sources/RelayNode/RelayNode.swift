@@ -38,16 +38,21 @@ public enum RelayNode {
             ])
 
         var transport: PeerTransport?
+        let transfers = SnapshotTransfers()
         var services: [any Service] = []
         let gate = ListenerGate(listeners: configuration.peerListenAddress == nil ? 1 : 2)
         if let peerAddress = configuration.peerListenAddress {
-            let peers = try PeerTransport(configuration: configuration, environment: environment, metrics: metrics, logger: logger)
+            let peers = try PeerTransport(
+                configuration: configuration, environment: environment, transfers: transfers, metrics: metrics, logger: logger)
             await engine.connect { peers.send($0) }
             transport = peers
             let router = Router()
             router.add(middleware: JSONErrorMiddleware())
             PeerRoutes(
                 engine: engine,
+                snapshots: SnapshotReceiver(
+                    engine: engine, selfID: configuration.nodeID, limits: configuration.queue,
+                    dataDirectory: configuration.dataDirectory, transfers: transfers, environment: environment, logger: logger),
                 authenticator: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
                 limits: configuration.queue, environment: environment
             ).register(on: router)
@@ -83,7 +88,7 @@ public enum RelayNode {
         IngestRoutes(commands: commands, environment: environment, limits: limits, metrics: metrics).register(on: router)
         OperationsRoutes(
             engine: engine, metrics: metrics, queueHighWaterEvents: configuration.queueHighWaterEvents,
-            readinessMaxLagEntries: configuration.readinessMaxLagEntries, members: members
+            readinessMaxLagEntries: configuration.readinessMaxLagEntries, members: members, transfers: transfers
         ).register(on: router)
         QueueRoutes(engine: engine, commands: commands, adminToken: configuration.adminToken).register(on: router)
         services.append(

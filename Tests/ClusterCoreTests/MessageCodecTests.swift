@@ -43,7 +43,8 @@ import Testing
                 prevLogIndex: 9, prevLogTerm: 2, entries: entries + [Entry(term: 3, index: 15, command: nil)], leaderCommit: 8, round: 77),
             .appendResponse(success: false, matchIndex: 4, round: 77),
             .installSnapshot(Snapshot(index: 30, term: 3, machine: machine), round: 78),
-            .snapshotResponse(matchIndex: 30, round: 78), .timeoutNow,
+            .snapshotResponse(matchIndex: 30, round: 78), .timeoutNow, .heartbeat(leaderCommit: 29, round: 79),
+            .heartbeatResponse(lastIndex: 31, round: 79),
         ]
         let messages = bodies.map { Message<RelayStateMachine>(from: 1, to: 2, term: 3, body: $0) }
         let decoded = try MessageCodec.decode(MessageCodec.encode(messages), limits: .init())
@@ -75,5 +76,17 @@ import Testing
         #expect(throws: DecodingFailure.self) { try MessageCodec.decode(bytes + [0], limits: .init()) }
         // A count claiming more items than bytes left must not allocate or loop for them.
         #expect(throws: DecodingFailure.self) { try MessageCodec.decode([0xff, 0xff, 0xff, 0xff, 0x0f], limits: .init()) }
+    }
+
+    @Test func aSnapshotAloneRoundTripsAndATruncatedOneIsRefused() throws {
+        var machine = RelayStateMachine(limits: .init())
+        var effects = RelayStateMachine.Effects()
+        _ = machine.apply(.accept(acceptance), effects: &effects)
+        let bytes = MessageCodec.encode(snapshot: Snapshot(index: 30, term: 3, machine: machine))
+        let copy = try MessageCodec.decodeSnapshot(bytes, limits: .init())
+        #expect((copy.index, copy.term) == (30, 3))
+        #expect(copy.machine.contents.events == machine.contents.events)
+        #expect(throws: DecodingFailure.self) { try MessageCodec.decodeSnapshot(Array(bytes.dropLast()), limits: .init()) }
+        #expect(throws: DecodingFailure.self) { try MessageCodec.decodeSnapshot(bytes + [0], limits: .init()) }
     }
 }

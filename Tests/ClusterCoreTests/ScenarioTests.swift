@@ -264,4 +264,89 @@ import Testing
         #expect(node.machine.applied == [5])
         #expect(node.mayStartDelivery(now: 1))
     }
+
+    @Test func aSilentFollowerIsSentAtMostAWindowOfAppends() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let silent = cluster.members.first { $0 != leader }!
+        cluster.paused.insert(silent)
+        for value in 1...50 {
+            _ = cluster.propose([value], at: leader)
+            cluster.run(5)
+        }
+        let appends = cluster.network.filter { message in
+            guard message.to == silent, case .append = message.body else { return false }
+            return true
+        }
+        let heartbeats = cluster.network.filter { $0.to == silent && $0.isHeartbeat }
+        // Flow control: the leader waits for answers instead of queueing all 50 entries, while
+        // its heartbeats keep coming.
+        #expect(appends.count <= RaftNode<Counter>.maxAppendsInFlight)
+        #expect(heartbeats.count >= 2)
+        cluster.paused.remove(silent)
+        cluster.run(2_000)
+        #expect(cluster.nodes[silent]!.machine.applied == Array(1...50))
+    }
+
+    @Test func aHeartbeatCommitsNoFurtherThanTheFollowersLogIsKnownToMatch() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let follower = cluster.members.first { $0 != leader }!
+        let before = cluster.nodes[follower]!.commitIndex
+        // An invented leader's heartbeat of the current term claims a commit index far beyond
+        // anything the follower was sent: the follower must not take it.
+        let heartbeat = Message<Counter>(
+            from: leader, to: follower, term: cluster.nodes[leader]!.term, body: .heartbeat(leaderCommit: before + 100, round: 1))
+        cluster.deliver(heartbeat)
+        #expect(cluster.nodes[follower]!.commitIndex == before)
+        #expect(cluster.nodes[follower]!.commitIndex <= cluster.nodes[follower]!.lastLogIndex)
+    }
+
+    @Test func anIdleLeaderCatchesUpAFollowerThatLostItsDiskThroughHeartbeats() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        for value in 1...5 { _ = cluster.propose([value], at: leader) }
+        cluster.run(200)
+        let replaced = cluster.members.first { $0 != leader }!
+        cluster.crash(replaced)
+        cluster.start(replaced, lostDisk: true)
+        // No new entries: only the heartbeat answers tell the leader that this follower's log
+        // is gone.
+        cluster.run(1_000)
+        #expect(cluster.nodes[replaced]!.machine.applied == Array(1...5))
+        #expect(cluster.nodes[replaced]!.mayVote)
+    }
+
+    @Test func aLeaderSendingItsSnapshotKeepsItAcrossTheCompactionThreshold() throws {
+        var cluster = ScriptedCluster(snapshotThreshold: 10)
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        for value in 1...30 {
+            _ = cluster.propose([value], at: leader)
+            cluster.run(5)
+        }
+        let replaced = cluster.members.first { $0 != leader }!
+        cluster.crash(replaced)
+        cluster.start(replaced, lostDisk: true)
+        // The snapshot is lost on its way, again and again, as if its transfer took long.
+        let losesSnapshots = { (cluster: inout ScriptedCluster) in
+            cluster.network.removeAll { message in
+                guard message.to == replaced, case .installSnapshot = message.body else { return false }
+                return true
+            }
+        }
+        cluster.run(200, check: losesSnapshots)
+        let sent = cluster.nodes[leader]!.snapshotIndex
+        for value in 31...60 {
+            _ = cluster.propose([value], at: leader)
+            cluster.run(5, check: losesSnapshots)
+        }
+        #expect(cluster.nodes[leader]!.snapshotIndex == sent)
+        #expect(cluster.nodes[leader]!.peerProgress.first { $0.id == replaced }?.needsSnapshot == true)
+        cluster.run(2_000)
+        #expect(cluster.nodes[replaced]!.machine.applied == Array(1...60))
+    }
 }

@@ -7,6 +7,7 @@ struct Counter: ReplicatedStateMachine {
         applied.append(command)
         return applied.reduce(0, +)
     }
+    static func replicationBytes(of command: Int) -> Int { 8 }
 }
 
 /// A cluster driven step by step by a test, so each scenario reads as a transcript. Writes are

@@ -5,6 +5,7 @@ import RelayCore
 /// The peer listener's API. Every request is authenticated before its body is looked at.
 struct PeerRoutes: Sendable {
     let engine: RelayEngine
+    let snapshots: SnapshotReceiver
     let authenticator: PeerAuthenticator
     let limits: RelayStateMachine.Limits
     let environment: NodeEnvironment
@@ -23,6 +24,26 @@ struct PeerRoutes: Sendable {
             }
             await engine.receive(messages)
             return Response(status: .noContent)
+        }
+        router.post(RouterPath(PeerWire.snapshotPath)) { request, _ in
+            let (sender, body) = try await authenticate(
+                request, path: PeerWire.snapshotPath,
+                upTo: RelayConfiguration.maxSnapshotChunkBytes + PeerWire.SnapshotChunk.maxHeaderBytes)
+            let chunk: PeerWire.SnapshotChunk
+            do {
+                chunk = try PeerWire.SnapshotChunk(encoded: body)
+            } catch {
+                throw HTTPError(.badRequest, message: "unreadable snapshot chunk: \(error)")
+            }
+            let next: UInt64
+            do {
+                next = try await snapshots.receive(chunk, from: sender)
+            } catch SnapshotReceiver.Failure.disk(let reason) {
+                throw HTTPError(.init(code: 507, reasonPhrase: "Insufficient Storage"), message: "cannot stage the snapshot: \(reason)")
+            } catch {
+                throw HTTPError(.unprocessableContent, message: "\(error)")
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: PeerWire.encode(offset: next))))
         }
         router.post(RouterPath(PeerWire.forwardPath)) { request, _ in
             let receivedAt = environment.monotonicMilliseconds()

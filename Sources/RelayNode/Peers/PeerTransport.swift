@@ -56,14 +56,17 @@ struct PeerClient: Sendable {
     }
 }
 
-/// The client half of the peer links: one outbox per peer for protocol messages, a batcher for
-/// forwarded client commands, and the status question a fresh node asks.
+/// The client half of the peer links: two lanes per peer for protocol messages (`PeerLink`), a
+/// batcher for forwarded client commands, and the status question a fresh node asks.
 final class PeerTransport: Sendable {
     private let client: PeerClient
     private let links: [NodeID: PeerLink]
     private let batcher: ForwardBatcher
 
-    init(configuration: RelayConfiguration, environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger) throws {
+    init(
+        configuration: RelayConfiguration, environment: NodeEnvironment, transfers: SnapshotTransfers, metrics: NodeMetrics,
+        logger: Logger
+    ) throws {
         let members = try configuration.members
         var clientConfiguration = HTTPClient.Configuration(
             // A refused or unroutable peer must not hold its outbox for long: Raft resends.
@@ -78,10 +81,19 @@ final class PeerTransport: Sendable {
             environment: environment)
         self.client = client
         var links: [NodeID: PeerLink] = [:]
+        let encodings = SnapshotEncodings()
+        let requestTimeoutMilliseconds = max(2_000, 2 * configuration.electionTimeoutMilliseconds)
         for member in members where member.id != configuration.nodeID {
+            let snapshots = SnapshotSender(
+                peer: member.id, client: client, chunkBytes: configuration.snapshotChunkBytes, encodings: encodings,
+                transfers: transfers, logger: logger)
             links[member.id] = PeerLink(
-                peer: member.id, client: client, requestTimeoutMilliseconds: max(2_000, 2 * configuration.electionTimeoutMilliseconds),
-                metrics: metrics, logger: logger)
+                control: PeerOutbox(
+                    peer: member.id, lane: "control", client: client, requestTimeoutMilliseconds: requestTimeoutMilliseconds,
+                    snapshots: nil, metrics: metrics, logger: logger),
+                bulk: PeerOutbox(
+                    peer: member.id, lane: "bulk", client: client, requestTimeoutMilliseconds: requestTimeoutMilliseconds,
+                    snapshots: snapshots, metrics: metrics, logger: logger))
         }
         self.links = links
         let forwardTimeoutMilliseconds = configuration.leaderWaitMilliseconds
@@ -129,118 +141,4 @@ final class PeerTransport: Sendable {
 struct PeerRequestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// One peer's outbox. A single request is in flight per peer, so messages arrive in order and
-/// whatever queued meanwhile goes out as the next batch. The outbox is bounded: when a peer is
-/// unreachable the oldest messages are dropped, which the protocol tolerates.
-final class PeerLink: Sendable {
-    static let maxOutboxMessages = 10_000
-    static let maxBatchMessages = 1_024
-    /// A batch stops growing past this many bytes of entries (a single message may exceed it).
-    static let batchByteBudget = 4 * 1_024 * 1_024
-    static let snapshotTimeoutMilliseconds: Int64 = 120_000
-
-    private struct State {
-        var outbox: Deque<Message<RelayStateMachine>> = []
-        var sending = false
-        var closed = false
-        var failures = 0
-    }
-
-    let peer: NodeID
-    private let client: PeerClient
-    private let requestTimeoutMilliseconds: Int64
-    private let metrics: NodeMetrics
-    private let logger: Logger
-    private let state = NIOLockedValueBox(State())
-
-    init(peer: NodeID, client: PeerClient, requestTimeoutMilliseconds: Int64, metrics: NodeMetrics, logger: Logger) {
-        self.peer = peer
-        self.client = client
-        self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
-        self.metrics = metrics
-        self.logger = logger
-    }
-
-    /// Stops sending: the HTTP client is about to shut down.
-    func close() { state.withLockedValue { $0.closed = true } }
-
-    var isIdle: Bool { state.withLockedValue { $0.outbox.isEmpty && !$0.sending } }
-
-    func enqueue(_ messages: [Message<RelayStateMachine>]) {
-        let (start, dropped) = state.withLockedValue { state -> (Bool, Int) in
-            // The leader repeats a snapshot every heartbeat until the follower answers; one
-            // queued copy, the newest, is enough.
-            if messages.contains(where: Self.isSnapshot) { state.outbox.removeAll(where: Self.isSnapshot) }
-            state.outbox.append(contentsOf: messages)
-            let dropped = max(0, state.outbox.count - Self.maxOutboxMessages)
-            state.outbox.removeFirst(dropped)
-            defer { state.sending = true }
-            return (!state.sending, dropped)
-        }
-        if dropped > 0 { metrics.peerMessages(dropped, peer: peer, result: "dropped") }
-        if start { Task { await self.drain() } }
-    }
-
-    private func drain() async {
-        while let batch = nextBatch() {
-            do {
-                // A snapshot may be hundreds of megabytes: give it time to cross a zone.
-                let carriesSnapshot = batch.contains(where: Self.isSnapshot)
-                _ = try await client.post(
-                    PeerWire.messagesPath, body: MessageCodec.encode(batch), to: peer,
-                    timeoutMilliseconds: carriesSnapshot ? Self.snapshotTimeoutMilliseconds : requestTimeoutMilliseconds)
-                metrics.peerMessages(batch.count, peer: peer, result: "sent")
-                let recovered = state.withLockedValue { state in
-                    defer { state.failures = 0 }
-                    return state.failures > 0
-                }
-                if recovered { logger.notice("peer reachable again", metadata: ["peer": "\(peer)"]) }
-            } catch {
-                metrics.peerMessages(batch.count, peer: peer, result: "failed")
-                let failures = state.withLockedValue { state in
-                    state.failures += 1
-                    return state.failures
-                }
-                if failures == 1 { logger.warning("peer unreachable", metadata: ["peer": "\(peer)", "error": "\(error)"]) }
-                // The messages are dropped: by the time the peer is back, newer ones say more.
-                try? await Task.sleep(for: .milliseconds(min(20 * Int64(failures), 200)))
-            }
-        }
-    }
-
-    private func nextBatch() -> [Message<RelayStateMachine>]? {
-        state.withLockedValue { state in
-            guard !state.outbox.isEmpty, !state.closed else {
-                state.sending = false
-                return nil
-            }
-            var batch: [Message<RelayStateMachine>] = []
-            var bytes = 0
-            while let message = state.outbox.first, batch.count < Self.maxBatchMessages, batch.isEmpty || bytes < Self.batchByteBudget {
-                state.outbox.removeFirst()
-                batch.append(message)
-                bytes += Self.estimatedBytes(message)
-            }
-            return batch
-        }
-    }
-
-    private static func isSnapshot(_ message: Message<RelayStateMachine>) -> Bool {
-        if case .installSnapshot = message.body { return true }
-        return false
-    }
-
-    private static func estimatedBytes(_ message: Message<RelayStateMachine>) -> Int {
-        switch message.body {
-        case .append(_, _, let entries, _, _):
-            return entries.reduce(64) { total, entry in
-                if case .accept(let acceptance) = entry.command { return total + acceptance.body.count + 64 }
-                return total + 64
-            }
-        case .installSnapshot: return batchByteBudget
-        default: return 64
-        }
-    }
 }

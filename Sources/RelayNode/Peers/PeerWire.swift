@@ -93,3 +93,77 @@ enum PeerWire {
         }
     }
 }
+
+extension PeerWire {
+    static let snapshotPath = "/cluster/v1/snapshot"
+
+    /// One piece of a snapshot on its way to a follower, with everything the follower needs to
+    /// place it: chunks of one encoding (`encodingID`) are assembled in order, and the follower
+    /// answers with the offset it wants next, so a transfer resumes where it broke off.
+    struct SnapshotChunk: Sendable, Equatable {
+        /// The leader's term and heartbeat round, for the `installSnapshot` message the
+        /// assembled snapshot becomes.
+        let leaderTerm: Term
+        let round: UInt64
+        let snapshotIndex: LogIndex
+        let snapshotTerm: Term
+        /// Random per encoding: two encodings of one snapshot need not have the same bytes.
+        let encodingID: UInt64
+        let totalBytes: UInt64
+        let offset: UInt64
+        /// Empty in a probe, which asks only where to resume.
+        let bytes: [UInt8]
+
+        /// The header's largest size: seven varints.
+        static let maxHeaderBytes = 7 * 10
+
+        var encoded: [UInt8] {
+            var writer = ByteWriter(capacity: Self.maxHeaderBytes + bytes.count)
+            for value in [leaderTerm, round, snapshotIndex, snapshotTerm, encodingID, totalBytes, offset] { writer.write(value) }
+            writer.write(raw: bytes)
+            return writer.bytes
+        }
+
+        init(
+            leaderTerm: Term, round: UInt64, snapshotIndex: LogIndex, snapshotTerm: Term, encodingID: UInt64, totalBytes: UInt64,
+            offset: UInt64, bytes: [UInt8]
+        ) {
+            self.leaderTerm = leaderTerm
+            self.round = round
+            self.snapshotIndex = snapshotIndex
+            self.snapshotTerm = snapshotTerm
+            self.encodingID = encodingID
+            self.totalBytes = totalBytes
+            self.offset = offset
+            self.bytes = bytes
+        }
+
+        init(encoded: [UInt8]) throws(DecodingFailure) {
+            var reader = ByteReader(encoded)
+            leaderTerm = try reader.readUInt64()
+            round = try reader.readUInt64()
+            snapshotIndex = try reader.readUInt64()
+            snapshotTerm = try reader.readUInt64()
+            encodingID = try reader.readUInt64()
+            totalBytes = try reader.readUInt64()
+            offset = try reader.readUInt64()
+            bytes = reader.readRemaining()
+            guard offset <= totalBytes, UInt64(bytes.count) <= totalBytes - offset else {
+                throw DecodingFailure("chunk at \(offset) of \(bytes.count) bytes runs past the snapshot's \(totalBytes) bytes")
+            }
+        }
+    }
+
+    static func encode(offset: UInt64) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(offset)
+        return writer.bytes
+    }
+
+    static func decodeOffset(_ bytes: [UInt8]) throws(DecodingFailure) -> UInt64 {
+        var reader = ByteReader(bytes)
+        let offset = try reader.readUInt64()
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after an offset") }
+        return offset
+    }
+}
