@@ -46,6 +46,14 @@ public struct ClusterTiming: Sendable, Equatable {
         upstreamTimeoutMilliseconds + Int64((Double(upstreamTimeoutMilliseconds) * maxClockDrift).rounded(.up)) + deliveryMarginMilliseconds
     }
 
+    /// How long a leader's disk write may run before its heartbeats stop overtaking it
+    /// (`RaftNode.Ready.takeHeartbeats`): the minimum election timeout. A shorter stall (an fsync
+    /// of a large batch on a busy disk: over half a second was seen with 500-KB events) costs no
+    /// election; past it, the leader's disk is stuck, and a leader that cannot write must not
+    /// keep the cluster: its heartbeats then wait behind the write, and the followers elect
+    /// another leader an election timeout later.
+    public var diskStallToleranceMilliseconds: Int64 { minimumElectionTimeoutMilliseconds }
+
     public func validate() throws(TimingError) {
         guard heartbeatIntervalMilliseconds > 0 else { throw TimingError("heartbeat_interval_milliseconds must be positive") }
         guard (0..<0.2).contains(maxClockDrift) else { throw TimingError("max_clock_drift must be in [0, 0.2)") }

@@ -36,13 +36,25 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         public var needsPersistence: Bool { hardState != nil || snapshot != nil || truncateAfter != nil || !entries.isEmpty }
 
         /// Takes out the messages that may leave at once, ahead of this and earlier Readys'
-        /// writes: heartbeats and their answers, unless this Ready changes the term or vote.
-        /// A frozen disk then delays no lease renewal (a leader whose fsync stalls for seconds
-        /// keeps its followers), and a follower busy writing bulk data still answers.
-        public mutating func takeHeartbeats() -> [Message<Machine>] {
-            guard hardState == nil, messages.contains(where: \.isHeartbeat) else { return [] }
-            defer { messages.removeAll(where: \.isHeartbeat) }
-            return messages.filter(\.isHeartbeat)
+        /// writes (the shell's current one has run `writeRunningForMilliseconds`): heartbeats
+        /// and their answers, unless this Ready changes the term or vote. A follower busy writing
+        /// bulk data still answers, and a leader's fsync hiccup costs no election. A leader's
+        /// own heartbeats stop overtaking once its write has run
+        /// `ClusterTiming.diskStallToleranceMilliseconds`: a leader whose disk is stuck cannot
+        /// answer clients, and must let the followers elect another.
+        public mutating func takeHeartbeats(writeRunningForMilliseconds: Int64, timing: ClusterTiming) -> [Message<Machine>] {
+            guard hardState == nil else { return [] }
+            let leaderMaySend = writeRunningForMilliseconds < timing.diskStallToleranceMilliseconds
+            let mayLeave = { (message: Message<Machine>) -> Bool in
+                switch message.body {
+                case .heartbeat: leaderMaySend
+                case .heartbeatResponse: true
+                default: false
+                }
+            }
+            guard messages.contains(where: mayLeave) else { return [] }
+            defer { messages.removeAll(where: mayLeave) }
+            return messages.filter(mayLeave)
         }
     }
 
@@ -58,8 +70,9 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// link busy, few enough that a slow or far-behind follower does not pile data up in the
     /// leader's outbox (flow control, as etcd's `MaxInflightMsgs`).
     public static var maxAppendsInFlight: Int { 4 }
-    /// While a snapshot is on its way to a peer, the leader lets its log grow to this many times
-    /// the snapshot threshold before it compacts (and so replaces that snapshot).
+    /// While a peer catches up (a snapshot on its way, or entries), the leader lets its log grow
+    /// to this many times the snapshot threshold before it compacts (and so replaces the
+    /// snapshot and drops entries that peer still needs).
     public static var snapshotHoldFactor: Int { 8 }
     /// Applied entries kept before a snapshot replaces them.
     public let snapshotThresholdEntries: Int
@@ -669,13 +682,17 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             let result = entry.command.map { machine.apply($0) }
             ready.applied.append(Applied(index: entry.index, term: entry.term, command: entry.command, result: result))
         }
-        // A leader sending its snapshot to a peer keeps it while the log stays within bounds: a
-        // newer one would restart a transfer that may take minutes, and a follower would never
-        // catch up under steady load.
-        let sendingSnapshot =
+        // A leader still sending a peer in contact what it needs (its snapshot, or entries the log
+        // holds) keeps both while the log stays within bounds: a newer snapshot would restart a
+        // transfer that may take minutes, or send a second one to a follower catching up through
+        // the log, and under steady load a follower would never catch up.
+        let catchingUp =
             role == .leader
-            && peers.contains { (nextIndex[$0] ?? .max) <= log.snapshotIndex && (appendsInFlight[$0] ?? 0) > 0 }
-        let limit = sendingSnapshot ? Self.snapshotHoldFactor * snapshotThresholdEntries : snapshotThresholdEntries
+            && peers.contains { peer in
+                (nextIndex[peer] ?? .max) <= lastApplied
+                    && lastContact[peer].map { now - $0 < timing.minimumElectionTimeoutMilliseconds } ?? false
+            }
+        let limit = catchingUp ? Self.snapshotHoldFactor * snapshotThresholdEntries : snapshotThresholdEntries
         if log.entries.count > limit, let term = log.term(at: lastApplied) {
             let snapshot = Snapshot(index: lastApplied, term: term, machine: machine)
             log.install(snapshot)

@@ -42,6 +42,8 @@ public struct Simulation {
         var clockRate: Double
         var pausedUntil: Int64?
         var diskFreeAt: Int64 = 0
+        /// When the disk last went from idle to busy.
+        var diskBusySince: Int64 = 0
         var scheduler = DeliveryScheduler(maxInFlight: 8)
         var ledTerm: Term?
         var clientTokens: [LogIndex: Int] = [:]
@@ -403,10 +405,12 @@ public struct Simulation {
     /// messages, then client answers.
     mutating func process(_ id: NodeID, _ ready: Node.Ready) {
         var ready = ready
-        for heartbeat in ready.takeHeartbeats() { send(heartbeat) }
+        let writeRunning = nodes[id - 1].diskFreeAt > now ? now - nodes[id - 1].diskBusySince : 0
+        for heartbeat in ready.takeHeartbeats(writeRunningForMilliseconds: writeRunning, timing: timing) { send(heartbeat) }
         noteLeadership(id)
         if nodes[id - 1].recovering, nodes[id - 1].raft?.mayVote == true { nodes[id - 1].recovering = false }
         if ready.needsPersistence {
+            if nodes[id - 1].diskFreeAt <= now { nodes[id - 1].diskBusySince = now }
             let done = max(now, nodes[id - 1].diskFreeAt) + Int64(random.next() % 3)
             nodes[id - 1].diskFreeAt = done
             schedule(at: done, .diskDone(id, incarnation: nodes[id - 1].incarnation, ready: ready))

@@ -58,8 +58,11 @@ final class NodeMetrics: Sendable {
         Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "dead")], factory: factory).record(dead)
     }
 
-    func commit(batchSize: Int) {
+    /// `durationMilliseconds`: the synced transaction's time. A leader whose writes run past the
+    /// minimum election timeout stops its heartbeats (`diskStallToleranceMilliseconds`).
+    func commit(batchSize: Int, durationMilliseconds: Int64) {
         Recorder(label: "pdrelay_store_commit_batch_events", factory: factory).record(batchSize)
+        Timer(label: "pdrelay_store_write_seconds", factory: factory).recordMilliseconds(max(durationMilliseconds, 0))
     }
 
     func role(_ role: Role) {

@@ -74,6 +74,8 @@ public actor RelayEngine {
     /// The last index whose application the shell has seen (an installed snapshot counts).
     private var appliedThrough: LogIndex
     private var writer: Task<Void, Never>?
+    /// When the store write under way started: heartbeats overtake it only while it is young.
+    private var writeStartedAt: Int64?
     private var deliveriesStopped = false
     private var deliveries: [UInt64: Task<Void, Never>] = [:]
     /// Requests on their way to or from the upstream now (the rest of `deliveries` are
@@ -212,7 +214,8 @@ public actor RelayEngine {
 
     private func enqueue(_ ready: Ready) {
         var ready = ready
-        send(ready.takeHeartbeats())
+        let writeRunning = writeStartedAt.map { environment.monotonicMilliseconds() - $0 } ?? 0
+        send(ready.takeHeartbeats(writeRunningForMilliseconds: writeRunning, timing: configuration.timing))
         guard ready.needsPersistence || !ready.messages.isEmpty || !ready.applied.isEmpty else { return }
         readies.append(ready)
         kickWriter()
@@ -257,13 +260,17 @@ public actor RelayEngine {
                     steps.insert(.applied(index: applied.index, term: applied.term, applied.mutations), at: 0)
                     unwrittenApplied = nil
                 }
+                writeStartedAt = environment.monotonicMilliseconds()
+                defer { writeStartedAt = nil }
                 do {
                     try await store.write(steps)
                 } catch {
                     fail(with: "store write failed: \(error)")
                     break
                 }
-                metrics.commit(batchSize: batch.reduce(0) { $0 + $1.entries.count })
+                metrics.commit(
+                    batchSize: batch.reduce(0) { $0 + $1.entries.count },
+                    durationMilliseconds: environment.monotonicMilliseconds() - (writeStartedAt ?? 0))
             } else {
                 // Nothing new to make durable: keep the applied writes for the next transaction.
                 stash(steps)

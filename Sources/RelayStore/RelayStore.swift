@@ -27,6 +27,12 @@ public final class RelayStore: @unchecked Sendable {
     private let queue = DispatchQueue(label: "pdrelay.store")
     let connection: SQLiteConnection
     let statements: Statements
+    /// Log entries up to here are compacted away but may still be on disk: each transaction
+    /// drops a bounded share of them (`compactStep`). Only touched on the store queue.
+    var compactionTarget: Int64 = 0
+    /// Compacted entries dropped per transaction: dropping a thousand entries of 500 KB in one
+    /// transaction took over a second, and the leader's heartbeats stop behind a write that long.
+    static let maxCompactedEntriesPerWrite: Int64 = 32
 
     /// Opens (creating if needed) the store in `directory`, which is created with mode 0700
     /// because queued events carry routing keys.
@@ -234,7 +240,7 @@ struct Statements {
     let putIntent, deleteIntent, selectIntents: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
-    let putEntry, truncateLog, compactLog, termAt, selectEntries: Statement
+    let putEntry, truncateLog, compactLog, compactStep, termAt, selectEntries: Statement
 
     init(_ c: SQLiteConnection) throws {
         begin = try c.prepare("BEGIN IMMEDIATE")
@@ -260,6 +266,7 @@ struct Statements {
         putEntry = try c.prepare("INSERT OR REPLACE INTO raft_log (idx, term, command) VALUES (?, ?, ?)")
         truncateLog = try c.prepare("DELETE FROM raft_log WHERE idx > ?")
         compactLog = try c.prepare("DELETE FROM raft_log WHERE idx <= ?")
+        compactStep = try c.prepare("DELETE FROM raft_log WHERE idx IN (SELECT idx FROM raft_log WHERE idx <= ? ORDER BY idx LIMIT ?)")
         termAt = try c.prepare("SELECT term FROM raft_log WHERE idx = ?")
         selectEntries = try c.prepare("SELECT idx, term, command FROM raft_log WHERE idx > ? ORDER BY idx")
     }

@@ -65,8 +65,17 @@ extension RelayStore {
         try await run { store in
             try store.transaction {
                 for step in steps { try store.apply(step) }
+                try store.compactSome()
             }
         }
+    }
+
+    /// Drops up to `maxCompactedEntriesPerWrite` of the oldest compacted entries. Recovery reads
+    /// only entries after the applied index, so ones not yet dropped are never used.
+    private func compactSome() throws {
+        guard compactionTarget > 0 else { return }
+        try statements.compactStep.run([.integer(compactionTarget), .integer(Self.maxCompactedEntriesPerWrite)])
+        if connection.changes < Self.maxCompactedEntriesPerWrite { compactionTarget = 0 }
     }
 
     private func apply(_ step: Step) throws {
@@ -98,7 +107,7 @@ extension RelayStore {
             let agrees = try s.termAt.step() && Term(s.termAt.int64(0)) == snapshot.term
             try (agrees ? s.compactLog : s.truncateLog).run([.integer(agrees ? Int64(snapshot.index) : -1)])
         case .compact(let index):
-            try s.compactLog.run([.integer(Int64(index))])
+            compactionTarget = max(compactionTarget, Int64(index))
         case .recovering(let recovering):
             try s.putMeta.run([.text("cluster_recovering"), .integer(recovering ? 1 : 0)])
         }

@@ -48,6 +48,9 @@ final class SQLiteConnection {
         return try statement.step() ? statement.int64(0) : nil
     }
 
+    /// Rows the last statement changed.
+    var changes: Int { Int(sqlite3_changes(handle)) }
+
     func error(_ what: String, code: Int32) -> StoreError {
         StoreError(what, code: code, message: String(cString: sqlite3_errmsg(handle)))
     }

@@ -55,6 +55,20 @@ import Testing
         #expect(recovered.durable.entries.map(\.command) == [accept("two"), accept("three")])
     }
 
+    @Test func compactedEntriesAreDroppedABoundedShareAtATime() async throws {
+        let store = try RelayStore(directory: directory)
+        let count = 3 * RelayStore.maxCompactedEntriesPerWrite + 5
+        try await store.write([.entries((1...count).map { Entry(term: 1, index: LogIndex($0), command: accept("e\($0)")) })])
+        let rows = { try await store.run { try $0.connection.scalar("SELECT count(*) FROM raft_log") ?? -1 } }
+        try await store.write([.applied(index: LogIndex(count - 1), term: 1, []), .compact(through: LogIndex(count - 1))])
+        #expect(try await rows() == count - RelayStore.maxCompactedEntriesPerWrite)
+        // Later transactions, whatever they carry, drop the rest, a share each.
+        for _ in 0..<3 { try await store.write([.recovering(false)]) }
+        #expect(try await rows() == 1)
+        let recovered = try await RelayStore(directory: directory).recover(limits: limits)
+        #expect(recovered.durable.entries.map(\.index) == [LogIndex(count)])
+    }
+
     @Test func anInstalledSnapshotReplacesTheTablesAndTheLogThatDisagrees() async throws {
         var leaderMachine = RelayStateMachine(limits: limits)
         var effects = RelayStateMachine.Effects()

@@ -65,7 +65,9 @@ final class SnapshotSender: Sendable {
         let encoded = encodings.encoded(snapshot)
         let total = UInt64(encoded.bytes.count)
         let now = client.environment.monotonicMilliseconds
+        var alreadySent = false
         transfers.updateOutgoing(to: peer) { progress in
+            alreadySent = progress?.finished == true && progress?.snapshotIndex == snapshot.index && progress?.totalBytes == total
             // The same snapshot asked for again (finished or not) continues its record.
             if progress?.snapshotIndex != snapshot.index || progress?.totalBytes != total {
                 progress = .init(
@@ -112,6 +114,8 @@ final class SnapshotSender: Sendable {
                     nextReportPercent = (next * 100 / total / 25 + 1) * 25
                 }
                 if next == total {
+                    // Asked again while the follower installs it: it already had everything.
+                    guard !alreadySent else { return }
                     let progress = transfers.outgoing[peer]
                     logger.notice(
                         "snapshot sent",
