@@ -17,7 +17,11 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// answers in well under a second; a proxy or a distant zone can take several. In a cluster,
     /// a key whose request was out at a failover waits about this long (docs/protocol.md).
     public var upstreamTimeoutMilliseconds: Int64 = 10_000
-    public var deliveryConcurrency = 32
+    /// Attempts in flight at once, across keys. In a cluster each attempt waits for two majority
+    /// commits (its intent, then its outcome), so 64 slots deliver what 32 did before intents
+    /// (docs/performance.md, issue 10); PagerDuty's own limit is per key, and a key never has
+    /// more than one attempt in flight.
+    public var deliveryConcurrency = 64
     public var retry = RetryPolicy()
     public var queue = RelayStateMachine.Limits()
     /// Above this many queued events `/readyz` fails, so a load balancer sends elsewhere before
