@@ -76,6 +76,8 @@ public actor RelayEngine {
     private var writer: Task<Void, Never>?
     /// When the store write under way started: heartbeats overtake it only while it is young.
     private var writeStartedAt: Int64?
+    private var lastCatchUpReport: Int64 = .min / 2
+    static let catchUpReportMilliseconds: Int64 = 5_000
     private var deliveriesStopped = false
     private var deliveries: [UInt64: Task<Void, Never>] = [:]
     /// Requests on their way to or from the upstream now (the rest of `deliveries` are
@@ -176,11 +178,29 @@ public actor RelayEngine {
         enqueue(raft.tick(now: now))
         roleMayHaveChanged()
         expireWaits(now: now)
+        reportCatchUp(now: now)
         if let since = unwrittenApplied?.since, now - since >= Self.appliedFlushDelayMilliseconds {
             flushRequested = true
             kickWriter()
         }
         return startDeliveries()
+    }
+
+    /// Every `catchUpReportMilliseconds` while this follower is behind its leader by more than
+    /// `readiness_max_lag_entries` (or is catching up after an empty-disk start), a log line
+    /// says how far it has come.
+    private func reportCatchUp(now: Int64) {
+        let behind = raft.applyLag
+        guard raft.role == .follower, recovering || behind > LogIndex(configuration.readinessMaxLagEntries),
+            now - lastCatchUpReport >= Self.catchUpReportMilliseconds
+        else { return }
+        lastCatchUpReport = now
+        logger.notice(
+            "catching up with the leader",
+            metadata: [
+                "applied": "\(raft.lastApplied)", "leader_commit": "\(raft.leaderCommitIndex)", "entries_behind": "\(behind)",
+                "voting": "\(raft.mayVote)",
+            ])
     }
 
     /// Whether a client request that arrived at `receivedAtMilliseconds` may still be taken: not
