@@ -10,6 +10,11 @@ public struct NodeEnvironment: Sendable {
     public var jitter: @Sendable () -> Double
     /// A fresh dedup_key for a trigger that came without one.
     public var newKey: @Sendable () -> String
+    /// A gap longer than this between two looks at the clock (normally 10 ms apart) means the
+    /// process was frozen. It matches HAProxy's `timeout server` in deploy/haproxy.cfg: a request
+    /// held longer than that has been retried on another node. (Tests that run nodes inside a
+    /// busy test process raise it: there a starved scheduler is not a frozen node.)
+    public var freezeThresholdMilliseconds: Int64 = 1_000
 
     public init(
         monotonicMilliseconds: @escaping @Sendable () -> Int64, wallClockMilliseconds: @escaping @Sendable () -> Int64,

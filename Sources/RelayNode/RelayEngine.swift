@@ -93,10 +93,6 @@ public actor RelayEngine {
     /// had been frozen (SIGSTOP, a VM pause, a long stall): the gap between two looks.
     private var lastClockReading: Int64?
     private var lastWakeMilliseconds: Int64 = .min
-    /// A gap longer than this between two looks at the clock (normally 10 ms apart) means the
-    /// process was frozen. It matches HAProxy's `timeout server` in deploy/haproxy.cfg: a request
-    /// held longer than that has been retried on another node.
-    static let freezeThresholdMilliseconds: Int64 = 1_000
     /// Requests read this soon after a freeze ended are refused too: they may have waited in
     /// the kernel's socket buffer through it, and are read only now.
     static let afterFreezeGraceMilliseconds: Int64 = 200
@@ -220,7 +216,7 @@ public actor RelayEngine {
             return now
         }
         let gap = now - last
-        if gap > Self.freezeThresholdMilliseconds {
+        if gap > environment.freezeThresholdMilliseconds {
             lastWakeMilliseconds = now
             logger.warning(
                 "this process was frozen or starved; refusing client requests it read before now (their clients have retried)",

@@ -25,7 +25,7 @@ import Testing
         await upstream.script([.status(500), .status(502), .status(503), .status(500), .status(500), .status(504)])
         // Jitter pinned near 1, so each wait is its ceiling: 100, 200, 400, 400, 400, 400 ms with a
         // 400 ms cap. Uncapped doubling would have waited 800, 1600 and 3200 ms for the last three.
-        var environment = NodeEnvironment.live
+        var environment = TestNode.starvationTolerant
         environment.jitter = { 0.999_999 }
         try await TestNode.run(
             configure: { $0.retry = .init(initialBackoffMilliseconds: 100, maxBackoffMilliseconds: 400, maxAttempts: 20) },
