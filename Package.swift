@@ -149,6 +149,7 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"]),
         .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore", "RelayCore"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator"]),
+        .testTarget(name: "MockPagerDutyTests", dependencies: ["MockPagerDuty"]),
         .testTarget(
             name: "LoadTestKitTests", dependencies: ["LoadTestKit", "MockPagerDuty", "RelayTestSupport"]),
         .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayTestSupport"]),

@@ -414,10 +414,13 @@ public struct Simulation {
             let done = max(now, nodes[id - 1].diskFreeAt) + Int64(random.next() % 3)
             nodes[id - 1].diskFreeAt = done
             schedule(at: done, .diskDone(id, incarnation: nodes[id - 1].incarnation, ready: ready))
-        } else if nodes[id - 1].diskFreeAt > now {
+        } else if nodes[id - 1].diskFreeAt >= now {
             // Readys are carried out in order: this one's messages may speak for entries an
-            // earlier Ready is still writing (a heartbeat's acknowledgement does), so they wait
-            // for that write, as the engine's writer loop makes them.
+            // earlier Ready is still writing (a duplicate append's acknowledgement does), so they
+            // wait for that write, as the engine's writer loop makes them. A write that ends at
+            // this very millisecond may not have been carried out yet either (seed 4666 acked
+            // entries whose write a crash in the same millisecond then lost): this Ready goes
+            // after it.
             schedule(at: nodes[id - 1].diskFreeAt, .diskDone(id, incarnation: nodes[id - 1].incarnation, ready: ready))
         } else {
             afterPersist(id, ready)

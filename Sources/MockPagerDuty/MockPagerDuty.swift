@@ -167,9 +167,7 @@ public actor MockPagerDuty {
     private func handle(path: String, body: [UInt8], term: String?) async -> Response {
         let arrived = ContinuousClock.now
         var reply = script.popFirst() ?? faults.reply(at: arrived) ?? defaultReply
-        let api: IngestAPI = path == "/v2/enqueue" ? .v2Alert : .v2Change
-        var validationErrors: [String] = []
-        if case .failure(let error) = EventValidator.validate(body: body, api: api) { validationErrors = error.errors }
+        let validationErrors = PagerDutyRules.errors(body: body, changeEvent: path != "/v2/enqueue")
         let json = try? JSONValue.parse(body)
         let record = { (status: Int) in
             Delivery(

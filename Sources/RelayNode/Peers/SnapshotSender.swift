@@ -5,7 +5,8 @@ import RelayCore
 
 /// A snapshot encoded once for every follower that needs it: encoding a queue of gigabytes takes
 /// seconds, and the leader asks for the same snapshot again every election timeout until the
-/// follower answers.
+/// follower answers. The same encoding (and id) lets a transfer resume; it is let go once no
+/// transfer has asked for it for `keepSeconds`, so a queue of gigabytes is not held twice.
 final class SnapshotEncodings: Sendable {
     struct Encoded: Sendable {
         let index: LogIndex
@@ -14,16 +15,43 @@ final class SnapshotEncodings: Sendable {
         let bytes: [UInt8]
     }
 
-    private let newest = NIOLockedValueBox<Encoded?>(nil)
+    static let keepSeconds = 60
+
+    private struct State {
+        var newest: Encoded?
+        /// Bumped at each use: a release scheduled before the last use does nothing.
+        var uses: UInt64 = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     func encoded(_ snapshot: Snapshot<RelayStateMachine>) -> Encoded {
-        if let cached = newest.withLockedValue({ $0 }), cached.index == snapshot.index, cached.term == snapshot.term { return cached }
-        let encoded = Encoded(
-            index: snapshot.index, term: snapshot.term, id: UInt64.random(in: 1 ... .max), bytes: MessageCodec.encode(snapshot: snapshot))
-        newest.withLockedValue { current in
-            if (current?.index ?? 0) <= encoded.index { current = encoded }
+        let cached = state.withLockedValue { $0.newest }
+        let encoded: Encoded
+        if let cached, cached.index == snapshot.index, cached.term == snapshot.term {
+            encoded = cached
+        } else {
+            encoded = Encoded(
+                index: snapshot.index, term: snapshot.term, id: UInt64.random(in: 1 ... .max),
+                bytes: MessageCodec.encode(snapshot: snapshot))
         }
+        keep(encoded)
         return encoded
+    }
+
+    /// Keeps `encoded` (the newest unless a newer one was made) for another `keepSeconds`.
+    func keep(_ encoded: Encoded) {
+        let use = state.withLockedValue { state -> UInt64 in
+            if (state.newest?.index ?? 0) <= encoded.index { state.newest = encoded }
+            state.uses += 1
+            return state.uses
+        }
+        Task {
+            try? await Task.sleep(for: .seconds(Self.keepSeconds))
+            state.withLockedValue { state in
+                if state.uses == use { state.newest = nil }
+            }
+        }
     }
 }
 
@@ -79,6 +107,7 @@ final class SnapshotSender: Sendable {
         var offset: UInt64?
         var failures = 0
         var nextReportPercent: UInt64 = 25
+        var lastKept = now()
         while !closed.withLockedValue({ $0 }) {
             let start = offset ?? 0
             let end = offset.map { min(total, $0 + UInt64(chunkBytes)) } ?? 0
@@ -100,6 +129,11 @@ final class SnapshotSender: Sendable {
                 }
                 offset = next
                 failures = 0
+                // A transfer under way keeps its encoding, so a later attempt can resume it.
+                if now() - lastKept >= 10_000 {
+                    encodings.keep(encoded)
+                    lastKept = now()
+                }
                 transfers.updateOutgoing(to: peer) { progress in
                     if next != progress?.bytesDone { progress?.lastProgressAtMilliseconds = now() }
                     progress?.bytesDone = next
