@@ -43,7 +43,12 @@ import Testing
             }
             let link = try #require(rig.links[ClusterRig.Link(from: leader, to: follower)])
             link.blocked = true
-            try await Task.sleep(for: .milliseconds(300))
+            // Unblocked once the leader has seen the transfer break, not after a fixed time.
+            try await ClusterRig.waitUntil("the leader sees the transfer interrupted", timeout: .seconds(30)) {
+                let peers = (await rig.view(leader))?["peers"] as? [[String: Any]]
+                let transfer = peers?.first { $0["id"] as? Int == follower }?["snapshot_transfer"] as? [String: Any]
+                return (transfer?["interruptions"] as? Int ?? 0) >= 1
+            }
             link.blocked = false
             try await rig.waitUntilReady([follower], timeout: .seconds(120))
 
