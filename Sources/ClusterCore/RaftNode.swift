@@ -345,6 +345,11 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             let granted =
                 message.term > term && mayVote && !inLeaseOfLeader(now: now)
                 && isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            // Granting puts this node's own campaign off, as a real vote does. Otherwise a
+            // follower whose timer runs out while the pre-candidate's vote request is on its way
+            // (it waits for a term to be made durable) campaigns too, and the two split the vote:
+            // after a frozen leader, a split cost a second election timeout in one of ten runs.
+            if granted { resetElectionTimer(now: now) }
             send(to: message.from, term: granted ? message.term : term, .preVoteResponse(granted: granted))
         case .preVoteResponse(let granted):
             guard role == .preCandidate, message.term == term + 1, granted else { return }

@@ -14,6 +14,10 @@ public struct Simulation {
         public var faultPhaseMilliseconds: Int64 = 6_000
         public var healedPhaseMilliseconds: Int64 = 12_000
         public var tickMilliseconds: Int64 = 10
+        /// Ends the run at this simulated time and skips the liveness check: a search for the
+        /// seed that catches a deliberate safety bug needs only the safety checks, and most of a
+        /// full run's steps are its long healed tail.
+        public var safetyOnlyUntilMilliseconds: Int64?
         public var trace = false
         /// Called with each trace line as it happens (the command prints them), so a run that
         /// stops at a failed precondition still shows how it got there.
@@ -180,14 +184,15 @@ public struct Simulation {
     public mutating func run() -> Outcome {
         // After healing, a last leader change may hold keys for an older term's requests
         // (`intentHoldMilliseconds`) before their events can go: give liveness room for that.
-        let end = options.faultPhaseMilliseconds + options.healedPhaseMilliseconds + 2 * timing.intentHoldMilliseconds
+        let fullRun = options.faultPhaseMilliseconds + options.healedPhaseMilliseconds + 2 * timing.intentHoldMilliseconds
+        let end = options.safetyOnlyUntilMilliseconds ?? fullRun
         while violation == nil, let next = queue.popMin(), next.time <= end {
             now = next.time
             steps += 1
             handle(next.event)
             checkInvariants()
         }
-        if violation == nil { checkLiveness() }
+        if violation == nil && options.safetyOnlyUntilMilliseconds == nil { checkLiveness() }
         return Outcome(
             seed: seed, mix: mix, violation: violation, steps: steps, acknowledged: acknowledgedEvents.count,
             delivered: deliveredEvents.count, leaderChanges: leaderChanges, trace: trace)

@@ -113,6 +113,37 @@ import Testing
         #expect(cluster.nodes[old]!.leaderID == new)
     }
 
+    @Test func aFollowerThatGrantsAPreVoteWaitsForTheVoteRequestInsteadOfSplittingTheVote() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let old = try #require(cluster.leader)
+        let term = cluster.nodes[old]!.term
+        cluster.paused.insert(old)
+        var steps = 0
+        while !cluster.members.contains(where: { cluster.nodes[$0]!.role == .candidate }) {
+            cluster.run(1)
+            steps += 1
+            try #require(steps < 3_000, "nobody campaigned after the leader froze")
+        }
+        let candidate = cluster.members.first { cluster.nodes[$0]!.role == .candidate }!
+        let other = cluster.members.first { $0 != old && $0 != candidate }!
+        // Its vote request is slow to arrive, as when the candidate's disk is slow to make the
+        // new term durable. The follower that granted the pre-vote must not campaign meanwhile.
+        var held = cluster.network.filter { $0.from == candidate && $0.to == other }
+        cluster.network.removeAll { $0.from == candidate && $0.to == other }
+        #expect(!held.isEmpty)
+        cluster.run(cluster.timing.minimumElectionTimeoutMilliseconds - 50) { cluster in
+            held += cluster.network.filter { $0.from == candidate && $0.to == other }
+            cluster.network.removeAll { $0.from == candidate && $0.to == other }
+            #expect(cluster.nodes[other]!.role == .follower, "campaigned while the pre-candidate it granted was still electing")
+        }
+        #expect(cluster.nodes[other]!.term == term)
+        for message in held { cluster.deliver(message) }
+        cluster.run(10)
+        #expect(cluster.leader == candidate)
+        #expect(cluster.nodes[candidate]!.term == term + 1)
+    }
+
     @Test func aFollowerBackOnAnEmptyDiskCatchesUpFromASnapshotBeforeItVotes() throws {
         var cluster = ScriptedCluster(snapshotThreshold: 5)
         cluster.run(2_000)

@@ -16,7 +16,7 @@ import Testing
 
     @Test(arguments: ["trigger", "resolve"])
     func alertmanagerFixturesAreAcceptedAndForwardedUntouched(_ name: String) throws {
-        let body = try TestSupport.referenceBytes("clients/alertmanager-0.25/\(name).body.json")
+        let body = try TestSupport.fixtureBytes("clients/alertmanager-0.25/\(name).body.json")
         let event = try validate(body).get()
         #expect(event.dedupKey == "16489ac53e15464b8136490544d119fc06addd0477e5a4cb082743404aac8857")
         #expect(event.action.rawValue == name)

@@ -9,7 +9,7 @@ import Testing
     /// Checks a body against a response schema of PagerDuty's OpenAPI file: required fields
     /// present, and every field the schema describes of the type it says.
     func checkAgainstOpenAPI(_ body: [UInt8], response name: String) throws {
-        let spec = try #require(TestSupport.json(try TestSupport.referenceBytes("pagerduty-events-v2.openapi.json")))
+        let spec = try #require(TestSupport.json(try TestSupport.fixtureBytes("pagerduty-events-v2.openapi.json")))
         let responses = try #require((spec["components"] as? [String: Any])?["responses"] as? [String: Any])
         let content = try #require(
             ((responses[name] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])
@@ -29,7 +29,7 @@ import Testing
     @Test func alertmanagerEventsAreAcceptedWithPagerDutysSuccessBody() async throws {
         try await TestNode.run { node in
             for name in ["trigger", "resolve"] {
-                let response = try await node.send(try TestSupport.referenceBytes("clients/alertmanager-0.25/\(name).body.json"))
+                let response = try await node.send(try TestSupport.fixtureBytes("clients/alertmanager-0.25/\(name).body.json"))
                 #expect(response.status == 202)
                 try checkAgainstOpenAPI(response.body, response: "Success")
                 #expect(response.json?["status"] as? String == "success")

@@ -6,11 +6,12 @@ public enum TestSupport {
     public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// `../shared/reference`, beside the checkout (as on developer machines and in CI).
-    public static let reference = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
+    /// `Tests/Fixtures`: PagerDuty's OpenAPI files and captured client requests, kept in the
+    /// repository so that a plain clone tests itself.
+    public static let fixtures = packageRoot.appendingPathComponent("Tests/Fixtures")
 
-    public static func referenceBytes(_ relativePath: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: reference.appendingPathComponent(relativePath)))
+    public static func fixtureBytes(_ relativePath: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: fixtures.appendingPathComponent(relativePath)))
     }
 
     /// A 32-character alphanumeric routing key, distinct per `index`.
