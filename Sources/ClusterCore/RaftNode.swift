@@ -448,6 +448,13 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 matchIndex[message.from] = lastIndex
                 nextIndex[message.from] = lastIndex + 1
                 appendsInFlight[message.from] = 0
+            } else if (appendsInFlight[message.from] ?? 0) == 0, let next = nextIndex[message.from], next > lastIndex + 1 {
+                // Nothing is in flight to it, yet it lacks entries it was sent: they were lost.
+                // (A duplicated answer counts one append off twice, so the count can reach zero
+                // while an append is still unanswered, and the resend on silence never fires;
+                // seed 9818 left a restarted follower behind for good that way.) Send again
+                // from what it holds; a resend of what is still on its way is harmless.
+                nextIndex[message.from] = lastIndex + 1
             }
             if (matchIndex[message.from] ?? 0) < log.lastIndex { replicate(to: message.from) }
         case .timeoutNow:

@@ -351,6 +351,39 @@ import Testing
         #expect(cluster.nodes[replaced]!.mayVote)
     }
 
+    @Test func aFollowerWhoseAppendWasLostWhileAnAnswerCameTwiceStillGetsTheEntries() throws {
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let follower = cluster.members.first { $0 != leader }!
+        _ = cluster.propose([1], at: leader)
+        _ = cluster.propose([2], at: leader)
+        let isAppend = { (message: Message<Counter>) -> Bool in
+            if case .append = message.body { return message.from == leader && message.to == follower }
+            return false
+        }
+        let appends = cluster.network.filter(isAppend)
+        try #require(appends.count == 2)
+        cluster.network.removeAll(where: isAppend)
+        // The other follower's answers commit both entries first, so no later commit sends this
+        // follower anything. Then its second append is lost, and the answer to the first arrives
+        // twice: the leader's count of appends in flight reaches zero while the lost one is
+        // unanswered, and the resend on silence never fires.
+        cluster.run(20)
+        #expect(cluster.nodes[leader]!.commitIndex == 3)
+        cluster.deliver(appends[0])
+        let answers = cluster.network.filter { $0.from == follower && $0.to == leader }
+        cluster.network.removeAll { $0.from == follower && $0.to == leader }
+        for answer in answers {
+            cluster.deliver(answer)
+            cluster.deliver(answer)
+        }
+        // Only heartbeats from here on (seed 9818): their answers show the leader what the
+        // follower lacks.
+        cluster.run(1_000)
+        #expect(cluster.nodes[follower]!.machine.applied == [1, 2])
+    }
+
     @Test func aLeaderSendingItsSnapshotKeepsItAcrossTheCompactionThreshold() throws {
         var cluster = ScriptedCluster(snapshotThreshold: 10)
         cluster.run(2_000)

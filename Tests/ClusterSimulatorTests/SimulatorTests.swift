@@ -16,9 +16,11 @@ import Testing
     /// entries the leader had counted (Readys are now carried out strictly in order, as the
     /// engine does); 4666, the same in a corner: a duplicate append's acknowledgement left in the
     /// millisecond its entries' write was due, before that write was carried out, and a crash in
-    /// that millisecond lost them. (The fault mixes have grown since, so the older seeds now draw
-    /// other schedules; they stay as a fixed sample.)
-    static let regressionSeeds: [UInt64] = [12, 80, 83, 84, 98, 283, 4666, 21564]
+    /// that millisecond lost them; 9818, a duplicated append answer brought the leader's count of
+    /// appends in flight to zero while one was lost, and a restarted follower was never sent the
+    /// entries again. (The fault mixes have grown since, so the older seeds now draw other
+    /// schedules; they stay as a fixed sample.)
+    static let regressionSeeds: [UInt64] = [12, 80, 83, 84, 98, 283, 4666, 9818, 21564]
 
     @Test(arguments: regressionSeeds)
     func regressionSeedsPass(seed: UInt64) async {
