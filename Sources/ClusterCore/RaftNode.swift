@@ -523,6 +523,10 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         role = .candidate
         hardState = HardState(term: term + 1, votedFor: id)
         ready.hardState = hardState
+        // What matched an older term's leader says nothing about this term's: a heartbeat of the
+        // leader this election may lose to must not commit it (seed 17400 applied an entry of
+        // term 2 that term 3's leader had replaced).
+        matchedInTerm = 0
         votes = [id]
         resetElectionTimer(now: now)
         if votes.count >= majority { return becomeLeader(now: now) }

@@ -53,6 +53,21 @@ public struct FaultMix: Sendable, CustomStringConvertible {
         /// The largest drift bound, one clock at its slow end and the rest at the fast end, a fast
         /// network, few clients, and the leader cut off or paused again and again.
         case clocks
+        /// Many elections with candidates racing: five nodes, a slow network (a wide window
+        /// between a pre-vote and the vote requests), leaders crashing, and voters crashing just
+        /// after they voted. What a bug in keeping votes needs to show.
+        case elections
+    }
+
+    /// Every eighth seed runs `elections`. It is chosen by the seed rather than drawn, so that
+    /// the other seeds keep the schedules they had before it existed.
+    public static func forSeed(_ seed: UInt64, _ random: inout SplitMix64) -> FaultMix {
+        guard seed % 8 == 0 else { return draw(&random) }
+        return FaultMix(
+            nodeCount: 5, dropProbability: Double(random.next() % 50) / 1_000, duplicateProbability: 0, maxNetworkDelayMilliseconds: 100,
+            crashesPerSecond: 1.0, pausesPerSecond: 0.2, partitionsPerSecond: 0.3, handOversPerSecond: 0, diskLossShare: 0,
+            clockDrift: 0.05, clocksAtTheBound: false, crashAfterVoteShare: 0.9, pauseAfterIntentShare: 0.02, clientRequestsPerSecond: 5,
+            upstreamTimeoutMilliseconds: 700, upstream: .healthy, focus: .elections)
     }
 
     public var focus: Focus

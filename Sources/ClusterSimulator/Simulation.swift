@@ -153,7 +153,7 @@ public struct Simulation {
         self.seed = seed
         self.options = options
         var random = SplitMix64(seed: seed)
-        mix = FaultMix.draw(&random)
+        mix = FaultMix.forSeed(seed, &random)
         timing = options.timing
         timing.maxClockDrift = mix.clockDrift
         timing.upstreamTimeoutMilliseconds = mix.upstreamTimeoutMilliseconds
@@ -164,8 +164,8 @@ public struct Simulation {
             let position: Double
             switch (mix.focus, mix.clocksAtTheBound) {
             case (.clocks, _): position = id == 1 ? 0 : 1
-            case (.everything, true): position = Double(self.random.next() % 2)
-            case (.everything, false): position = Double(self.random.next() % 1_001) / 1_000
+            case (_, true): position = Double(self.random.next() % 2)
+            case (_, false): position = Double(self.random.next() % 1_001) / 1_000
             }
             let rate = 1 + (position - 0.5) * mix.clockDrift
             nodes.append(SimNode(clockOffset: Int64(self.random.next() % 100_000), clockRate: rate))
@@ -246,7 +246,7 @@ public struct Simulation {
 
     /// Half the faults hit whichever node leads when they strike (0 stands for it).
     mutating func pickTarget() -> NodeID {
-        mix.focus == .clocks || random.next() % 2 == 0 ? 0 : members[Int(random.next() % UInt64(members.count))]
+        mix.focus != .everything || random.next() % 2 == 0 ? 0 : members[Int(random.next() % UInt64(members.count))]
     }
 
     func currentLeader() -> NodeID? {

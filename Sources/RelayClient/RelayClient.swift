@@ -29,13 +29,19 @@ public final class RelayClient: Sendable {
     private let timeout: TimeAmount
     private let httpClient: HTTPClient
 
-    public init(baseURL: String, adminToken: String? = nil, timeoutMilliseconds: Int64 = 10_000, maxConnections: Int = 8) {
+    /// `connectTimeoutMilliseconds` bounds connecting and waiting for a pooled connection; by
+    /// default the request timeout, at most 5 s, so that a command line fails fast when no relay
+    /// listens.
+    public init(
+        baseURL: String, adminToken: String? = nil, timeoutMilliseconds: Int64 = 10_000, connectTimeoutMilliseconds: Int64? = nil,
+        maxConnections: Int = 8
+    ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.adminToken = adminToken
         self.timeout = .milliseconds(timeoutMilliseconds)
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
-        configuration.timeout = .init(connect: .milliseconds(min(timeoutMilliseconds, 5_000)))
+        configuration.timeout = .init(connect: .milliseconds(connectTimeoutMilliseconds ?? min(timeoutMilliseconds, 5_000)))
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -72,9 +78,12 @@ public final class RelayClient: Sendable {
 
     /// Runs `body` with a client and always shuts the client down.
     public static func with<T>(
-        baseURL: String, adminToken: String? = nil, timeoutMilliseconds: Int64 = 10_000, _ body: (RelayClient) async throws -> T
+        baseURL: String, adminToken: String? = nil, timeoutMilliseconds: Int64 = 10_000, connectTimeoutMilliseconds: Int64? = nil,
+        _ body: (RelayClient) async throws -> T
     ) async throws -> T {
-        let client = RelayClient(baseURL: baseURL, adminToken: adminToken, timeoutMilliseconds: timeoutMilliseconds)
+        let client = RelayClient(
+            baseURL: baseURL, adminToken: adminToken, timeoutMilliseconds: timeoutMilliseconds,
+            connectTimeoutMilliseconds: connectTimeoutMilliseconds)
         do {
             let result = try await body(client)
             try await client.shutdown()

@@ -17,8 +17,10 @@ import Testing
         let first = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
         let count = 300
         // 300 requests at once over a few connections: on a loaded machine they queue for a
-        // while, and this test is about what survives, not how fast.
-        let acknowledged = try await RelayClient.with(baseURL: first.url, timeoutMilliseconds: 60_000) { client in
+        // while (beside a simulator sweep, longer than the command line's 5-s wait for a
+        // connection), and this test is about what survives, not how fast.
+        let acknowledged = try await RelayClient.with(baseURL: first.url, timeoutMilliseconds: 60_000, connectTimeoutMilliseconds: 60_000) {
+            client in
             try await withThrowingTaskGroup(of: String?.self) { group in
                 for index in 0..<count {
                     group.addTask {
