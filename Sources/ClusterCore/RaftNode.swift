@@ -521,12 +521,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     private mutating func startElection(now: Int64, transfer: Bool = false) {
         role = .candidate
-        hardState = HardState(term: term + 1, votedFor: id)
-        ready.hardState = hardState
-        // What matched an older term's leader says nothing about this term's: a heartbeat of the
-        // leader this election may lose to must not commit it (seed 17400 applied an entry of
-        // term 2 that term 3's leader had replaced).
-        matchedInTerm = 0
+        enterTerm(term + 1, votedFor: id)
         votes = [id]
         resetElectionTimer(now: now)
         if votes.count >= majority { return becomeLeader(now: now) }
@@ -559,12 +554,19 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         for peer in peers { replicate(to: peer) }
     }
 
+    /// The only way the term changes. What matched an older term's leader says nothing about
+    /// the new term's, so `matchedInTerm` starts over: a heartbeat of a leader this node's own
+    /// election lost to must not commit what it had matched before (seed 17400 applied an entry
+    /// of term 2 that term 3's leader had replaced).
+    private mutating func enterTerm(_ newTerm: Term, votedFor: NodeID?) {
+        precondition(newTerm > term, "term \(term) would go to \(newTerm)")
+        hardState = HardState(term: newTerm, votedFor: votedFor)
+        ready.hardState = hardState
+        matchedInTerm = 0
+    }
+
     private mutating func becomeFollower(term newTerm: Term, leader: NodeID?, now: Int64) {
-        if newTerm > term {
-            hardState = HardState(term: newTerm, votedFor: nil)
-            ready.hardState = hardState
-            matchedInTerm = 0
-        }
+        if newTerm > term { enterTerm(newTerm, votedFor: nil) }
         if role == .leader || role == .candidate || role == .preCandidate { resetElectionTimer(now: now) }
         role = .follower
         leaderID = leader
