@@ -15,6 +15,10 @@ public struct NodeEnvironment: Sendable {
     /// held longer than that has been retried on another node. (Tests that run nodes inside a
     /// busy test process raise it: there a starved scheduler is not a frozen node.)
     public var freezeThresholdMilliseconds: Int64 = 1_000
+    /// Requests read this soon after a freeze ended are refused too: they may have waited in
+    /// the kernel's socket buffer through it, and are read only now. (A test on a busy machine
+    /// widens it, because there a request may take longer than this to be read.)
+    public var afterFreezeGraceMilliseconds: Int64 = 200
 
     public init(
         monotonicMilliseconds: @escaping @Sendable () -> Int64, wallClockMilliseconds: @escaping @Sendable () -> Int64,

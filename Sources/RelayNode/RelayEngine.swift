@@ -93,9 +93,6 @@ public actor RelayEngine {
     /// had been frozen (SIGSTOP, a VM pause, a long stall): the gap between two looks.
     private var lastClockReading: Int64?
     private var lastWakeMilliseconds: Int64 = .min
-    /// Requests read this soon after a freeze ended are refused too: they may have waited in
-    /// the kernel's socket buffer through it, and are read only now.
-    static let afterFreezeGraceMilliseconds: Int64 = 200
 
     /// Who leads in which term, as this node last knew it; readable without a hop onto the
     /// actor, so that a request forwarded to a leader can watch for that leader being replaced.
@@ -203,7 +200,7 @@ public actor RelayEngine {
     /// if this process was frozen since (see `EngineError.staleRequest`).
     func admitsRequest(receivedAtMilliseconds: Int64) -> Bool {
         readClock()
-        return lastWakeMilliseconds == .min || receivedAtMilliseconds > lastWakeMilliseconds + Self.afterFreezeGraceMilliseconds
+        return lastWakeMilliseconds == .min || receivedAtMilliseconds > lastWakeMilliseconds + environment.afterFreezeGraceMilliseconds
     }
 
     /// Reads the monotonic clock and notices a freeze: requests read before this moment are

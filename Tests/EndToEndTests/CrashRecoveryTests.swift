@@ -74,8 +74,15 @@ import Testing
         await upstream.setDefaultReply(.accept)
         let restarted = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
         #expect(restarted.log.contains("pending=0"))
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(await upstream.deliveries.count == 3)
+        // A later event is the marker: a restarted node starts whatever it holds at once, so a
+        // resend of the first three would have reached the mock by the time the marker did.
+        try await RelayClient.with(baseURL: restarted.url) { client in
+            let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "marker"))
+            #expect(response.status == 202)
+        }
+        let after = try await upstream.waitForAccepted(4)
+        #expect(after.map(\.dedupKey).last == "marker")
+        #expect(await upstream.deliveries.count == 4)
         #expect(await restarted.terminate() == 0)
         await upstream.stop()
     }
