@@ -61,7 +61,8 @@ import Testing
             ])
         let elapsed = ContinuousClock.now - started
         #expect(result.status != 0)
-        #expect(elapsed < .seconds(2), "took \(elapsed) to give up")
+        // Far below the engine timers it would hit had it started (a loaded machine slows the launch).
+        #expect(elapsed < .seconds(10), "took \(elapsed) to give up")
         #expect(result.stderr.contains("pdrelay: stopped: cannot listen: an address is already in use"), "\(result.stderr)")
         #expect(!result.stderr.contains("role changed"), "the engine ran: \(result.stderr)")
         // It is gone, so nothing of it can still be on its way: the upstream saw no request.

@@ -73,10 +73,12 @@ import Testing
             // A client retry of the same bytes is the same incident, not a new one.
             let retry = try await node.send(TestSupport.alert(summary: "keyless"))
             #expect(retry.json?["dedup_key"] as? String == key)
-            let delivered = try await node.upstream.waitForAccepted(1)
-            #expect(delivered.map(\.dedupKey) == [key])
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(await node.upstream.deliveries.count == 1)
+            // A resolve of the same incident is the marker: a key's events go out in order, so a
+            // second copy of the trigger would have gone out before it.
+            _ = try await node.send(TestSupport.alert("resolve", dedupKey: key))
+            let delivered = try await node.upstream.waitForAccepted(2)
+            #expect(delivered.map(\.action) == ["trigger", "resolve"])
+            #expect(delivered.map(\.dedupKey) == [key, key])
         }
     }
 
