@@ -39,20 +39,29 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
-        // Pure core of the cluster: Raft with pre-vote and a leader lease, no I/O.
-        .target(name: "ClusterCore", dependencies: ["RelayCore"]),
+        // A small seeded generator, so that every pure core and the simulator replay from a seed.
+        .target(name: "SeededRandom"),
+        // Pure core of the cluster: Raft with pre-vote and a leader lease, no I/O. It knows
+        // nothing of the relay: it replicates any `ReplicatedStateMachine`.
+        .target(name: "ClusterCore", dependencies: ["SeededRandom"]),
+        // The glue that replicates the relay's state machine: its conformance, the per-key
+        // upstream fence of a leader's term, and the wire encoding of messages and snapshots.
+        .target(name: "RelayReplication", dependencies: ["ClusterCore", "RelayCore"]),
         // A seeded, single-threaded world that drives copies of the cluster core through faults.
         .target(
             name: "ClusterSimulator",
-            dependencies: ["ClusterCore", "RelayCore", .product(name: "HeapModule", package: "swift-collections")]
+            dependencies: [
+                "ClusterCore", "RelayCore", "RelayReplication", "SeededRandom",
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
         ),
         // Durable storage of the replicated log and the state machine, one SQLite file per node.
-        .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore", "ClusterCore"]),
+        .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore", "ClusterCore", "RelayReplication"]),
         // The node: configuration, the engine (group commit + delivery), HTTP ingest and operations.
         .target(
             name: "RelayNode",
             dependencies: [
-                "RelayCore", "ClusterCore", "RelayStore",
+                "RelayCore", "ClusterCore", "RelayReplication", "RelayStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -127,7 +136,7 @@ let package = Package(
         .target(
             name: "LoadTestKit",
             dependencies: [
-                "MockPagerDuty", "RelayProcess", "ClusterHarness", "RelayClient", "RelayCore",
+                "MockPagerDuty", "RelayProcess", "ClusterHarness", "RelayClient", "RelayCore", "SeededRandom",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -146,17 +155,18 @@ let package = Package(
             path: "loadtest/Sources/pdrelay-loadtest"
         ),
         .target(name: "RelayTestSupport", path: "Tests/RelayTestSupport"),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"]),
-        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore", "RelayCore"]),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "SeededRandom", "RelayTestSupport"]),
+        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore", "RelayCore", "RelayReplication"]),
+        .testTarget(name: "RelayReplicationTests", dependencies: ["RelayReplication", "ClusterCore", "RelayCore"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator"]),
         .testTarget(name: "MockPagerDutyTests", dependencies: ["MockPagerDuty"]),
         .testTarget(
             name: "LoadTestKitTests", dependencies: ["LoadTestKit", "MockPagerDuty", "RelayTestSupport"]),
-        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayTestSupport"]),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayReplication", "RelayTestSupport"]),
         .testTarget(
             name: "RelayNodeTests",
             dependencies: [
-                "RelayNode", "MockPagerDuty", "RelayClient", "RelayProcess", "RelayTestSupport",
+                "RelayNode", "RelayReplication", "MockPagerDuty", "RelayClient", "RelayProcess", "RelayTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -1,4 +1,4 @@
-import RelayCore
+import SeededRandom
 
 /// One node of the replication protocol: Raft (Ongaro & Ousterhout 2014) with pre-vote and a
 /// leader lease (Ongaro's thesis §9.6, §6.4), as a deterministic state machine. It does no I/O:
@@ -224,12 +224,9 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         return leaseRemainingMilliseconds(now: now) >= timing.deliveryMarginMilliseconds
     }
 
-    /// The per-key fencing rule of this leader's term; nil unless this node leads.
-    public var deliveryFence: DeliveryFence? {
-        guard role == .leader else { return nil }
-        return DeliveryFence(
-            term: term, officeStartMilliseconds: leaderSince, timing: timing, intentsRequired: members.count > 1, faults: faults)
-    }
+    /// When this node took office, on its own monotonic clock; nil unless it leads. The relay's
+    /// per-key upstream fence counts its hold from here.
+    public var officeStartMilliseconds: Int64? { role == .leader ? leaderSince : nil }
 
     // MARK: inputs
 
@@ -752,7 +749,7 @@ public struct ProtocolFaults: OptionSet, Sendable, Hashable {
     }
 
     /// Whether `fault` is switched on. Always false in a release build, whatever was asked.
-    func injects(_ fault: ProtocolFaults) -> Bool {
+    public func injects(_ fault: ProtocolFaults) -> Bool {
         #if DEBUG
             return !fault.isEmpty && isSuperset(of: fault)
         #else

@@ -1,5 +1,6 @@
 import ClusterCore
 import RelayCore
+import SeededRandom
 
 /// The faults one seed runs with. Each seed draws its own mix, so a sweep covers quiet networks,
 /// lossy ones, crash storms and flaky upstreams alike.

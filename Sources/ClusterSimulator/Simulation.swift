@@ -1,6 +1,8 @@
 import ClusterCore
 import HeapModule
 import RelayCore
+import RelayReplication
+import SeededRandom
 
 /// Runs copies of the pure cluster core against a simulated world: one thread, one seed, one
 /// simulated clock from which each node's drifting monotonic clock is derived. After every step

@@ -1,5 +1,6 @@
 import ClusterCore
 import RelayCore
+import RelayReplication
 
 /// The replicated log's half of the store: the term, the vote, the log entries, and the applied
 /// state. The queue and dedup tables hold the state machine at `applied_index`, so they double

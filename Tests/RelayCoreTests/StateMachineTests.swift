@@ -1,4 +1,5 @@
 import RelayTestSupport
+import SeededRandom
 import Testing
 
 @testable import RelayCore

@@ -3,6 +3,7 @@ import ClusterCore
 import Foundation
 import NIOCore
 import RelayCore
+import RelayReplication
 
 @testable import RelayNode
 

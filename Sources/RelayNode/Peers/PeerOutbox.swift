@@ -3,6 +3,7 @@ import DequeModule
 import Logging
 import NIOConcurrencyHelpers
 import RelayCore
+import RelayReplication
 
 /// One lane to one peer. A single request is in flight, so messages arrive in order and whatever
 /// queued meanwhile goes out as the next batch. The outbox is bounded: when a peer is unreachable

@@ -1,6 +1,7 @@
 import ClusterCore
 import Hummingbird
 import RelayCore
+import RelayReplication
 
 /// The peer listener's API. Every request is authenticated before its body is looked at.
 struct PeerRoutes: Sendable {

@@ -2,6 +2,7 @@ import ClusterCore
 import Foundation
 import Logging
 import RelayCore
+import RelayReplication
 
 /// A follower's half of a chunked snapshot transfer. Chunks are staged in a file in the data
 /// directory, so a snapshot is limited only by the disk; when the last one arrives the snapshot

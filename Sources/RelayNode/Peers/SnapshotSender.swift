@@ -2,6 +2,7 @@ import ClusterCore
 import Logging
 import NIOConcurrencyHelpers
 import RelayCore
+import RelayReplication
 
 /// A snapshot encoded once for every follower that needs it: encoding a queue of gigabytes takes
 /// seconds, and the leader asks for the same snapshot again every election timeout until the

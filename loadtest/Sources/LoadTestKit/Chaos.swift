@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import SeededRandom
 
 /// One fault the chaos schedule injects into a cluster: `ACTION:TARGET@SECONDS[+HOLD]`.
 ///

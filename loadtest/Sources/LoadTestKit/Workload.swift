@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import SeededRandom
 
 /// What the generator sends: how fast, over how many connections, to which incidents, with which
 /// actions and sizes. Every run is bounded in time and in count.

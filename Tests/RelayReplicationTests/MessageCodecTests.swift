@@ -1,5 +1,6 @@
 import ClusterCore
 import RelayCore
+import RelayReplication
 import Testing
 
 /// Peer batches and log entries survive encoding byte for byte, and damaged input is refused

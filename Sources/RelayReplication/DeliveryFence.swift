@@ -1,3 +1,4 @@
+import ClusterCore
 import RelayCore
 
 /// The per-key upstream fencing rule of one leader term (docs/protocol.md, "Fencing the
@@ -36,5 +37,15 @@ public struct DeliveryFence: Sendable, Equatable {
     public func intent(for event: QueuedEvent) -> DeliveryIntent? {
         guard intentsRequired else { return nil }
         return DeliveryIntent(key: event.key, eventNumber: event.number, term: term, attempt: event.attempts + 1)
+    }
+}
+
+extension RaftNode {
+    /// The per-key fencing rule of this leader's term; nil unless this node leads.
+    public var deliveryFence: DeliveryFence? {
+        guard let officeStartMilliseconds else { return nil }
+        return DeliveryFence(
+            term: term, officeStartMilliseconds: officeStartMilliseconds, timing: timing, intentsRequired: members.count > 1,
+            faults: faults)
     }
 }

@@ -1,7 +1,8 @@
+import ClusterCore
 import RelayCore
 import Testing
 
-@testable import ClusterCore
+@testable import RelayReplication
 
 /// The per-key fencing rule a new leader follows (docs/protocol.md, "Fencing the upstream").
 @Suite struct DeliveryFenceTests {

@@ -1,3 +1,4 @@
+import ClusterCore
 import RelayCore
 
 /// Peer messages of the relay's cluster in the compact binary encoding: a batch is a count, then

@@ -1,3 +1,4 @@
+import ClusterCore
 import RelayCore
 
 /// The cluster replicates the relay's own queue and dedup state machine: the log's commands are
