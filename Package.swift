@@ -87,19 +87,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        // A real HTTP server that plays PagerDuty's Events API: records deliveries, answers as scripted.
-        .target(
-            name: "MockPagerDuty",
-            dependencies: [
-                "RelayCore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
         .executableTarget(
             name: "pdrelay",
             dependencies: [
@@ -119,8 +106,26 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Test support, in Tests/Support: nothing here ships. The tests and the load-test harness
+        // (loadtest/) both use it.
+        //
+        // A real HTTP server that plays PagerDuty's Events API: records deliveries, answers as
+        // scripted. It shares no code with the relay: it judges events by PagerDuty's documented
+        // rules, written out again, and parses them with Foundation.
+        .target(
+            name: "MockPagerDuty",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/Support/MockPagerDuty"
+        ),
         // A pdrelay child process, for the end-to-end tests and the load test.
-        .target(name: "RelayProcess"),
+        .target(name: "RelayProcess", path: "Tests/Support/RelayProcess"),
         // Three pdrelay processes behind HAProxy (via deploy/local-cluster), and a proxy that cuts
         // peer links: for the cluster tests and the failover benchmark.
         .target(
@@ -130,7 +135,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ]
+            ],
+            path: "Tests/Support/ClusterHarness"
         ),
         // The load-test harness: generator, audit, chaos, reports and charts (loadtest/README.md).
         .target(
@@ -154,7 +160,7 @@ let package = Package(
             ],
             path: "loadtest/Sources/pdrelay-loadtest"
         ),
-        .target(name: "RelayTestSupport", path: "Tests/RelayTestSupport"),
+        .target(name: "RelayTestSupport", path: "Tests/Support/RelayTestSupport"),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "SeededRandom", "RelayTestSupport"]),
         .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore", "RelayCore", "RelayReplication"]),
         .testTarget(name: "RelayReplicationTests", dependencies: ["RelayReplication", "ClusterCore", "RelayCore"]),

@@ -93,7 +93,7 @@ import Testing
             let delivered = try await node.upstream.waitForAccepted(1)
             #expect(delivered.first?.path == "/v2/enqueue")
             #expect(delivered.first?.validationErrors == [])
-            #expect(delivered.first?.json?["payload"]?["summary"] == .string("PLC 7 offline"))
+            #expect((delivered.first?.json?["payload"] as? [String: Any])?["summary"] as? String == "PLC 7 offline")
         }
     }
 

@@ -5,7 +5,6 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOSSL
-import RelayCore
 import ServiceLifecycle
 
 /// A real HTTP server that plays PagerDuty's Events API for tests and load tests: it checks every
@@ -42,7 +41,9 @@ public actor MockPagerDuty {
         public let status: Int
         public let validationErrors: [String]
 
-        public var json: JSONValue? { try? JSONValue.parse(body) }
+        /// The body as Foundation parses it (the relay's own JSON parser is not used here, so
+        /// that a bug in it cannot hide from the tests); nil when it is not a JSON object.
+        public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] }
     }
 
     private var script: Deque<Reply> = []
@@ -168,12 +169,15 @@ public actor MockPagerDuty {
         let arrived = ContinuousClock.now
         var reply = script.popFirst() ?? faults.reply(at: arrived) ?? defaultReply
         let validationErrors = PagerDutyRules.errors(body: body, changeEvent: path != "/v2/enqueue")
-        let json = try? JSONValue.parse(body)
+        let json = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+        let routingKey = json?["routing_key"] as? String
+        let dedupKey = json?["dedup_key"] as? String
+        let action = json?["event_action"] as? String
+        let sequence = Self.sequence(in: json)
         let record = { (status: Int) in
             Delivery(
-                path: path, body: self.recordsBodies ? body : [], routingKey: json?["routing_key"]?.stringValue,
-                dedupKey: json?["dedup_key"]?.stringValue, action: json?["event_action"]?.stringValue, term: term,
-                sequence: Self.sequence(in: json), arrivedAt: arrived, receivedAt: .now, status: status,
+                path: path, body: self.recordsBodies ? body : [], routingKey: routingKey, dedupKey: dedupKey, action: action,
+                term: term, sequence: sequence, arrivedAt: arrived, receivedAt: .now, status: status,
                 validationErrors: validationErrors)
         }
         while case .delayed(let milliseconds, let inner) = reply {
@@ -183,8 +187,8 @@ public actor MockPagerDuty {
         switch reply {
         case .accept where validationErrors.isEmpty:
             deliveries.append(record(202))
-            let dedupKey = json?["dedup_key"]?.stringValue ?? UUID().uuidString
-            return Self.json(.accepted, #"{"status":"success","message":"Event processed","dedup_key":"\#(dedupKey)"}"#)
+            return Self.json(
+                .accepted, #"{"status":"success","message":"Event processed","dedup_key":"\#(dedupKey ?? UUID().uuidString)"}"#)
         case .accept:
             deliveries.append(record(400))
             let errors = validationErrors.map { "\"\($0.replacingOccurrences(of: "\"", with: "'"))\"" }.joined(separator: ",")
@@ -203,9 +207,11 @@ public actor MockPagerDuty {
         }
     }
 
-    private static func sequence(in json: JSONValue?) -> Int? {
-        guard case .integer(let value) = json?["payload"]?["custom_details"]?["sequence"] else { return nil }
-        return Int(value)
+    private static func sequence(in json: [String: Any]?) -> Int? {
+        let details = (json?["payload"] as? [String: Any])?["custom_details"] as? [String: Any]
+        // Foundation reads 3 and 3.0 alike; only a whole number is a sequence.
+        guard let number = details?["sequence"] as? NSNumber, let value = Int(exactly: number.doubleValue) else { return nil }
+        return value
     }
 
     private static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {

@@ -3,8 +3,8 @@ import Foundation
 /// Paths and builders shared by the test targets.
 public enum TestSupport {
     /// The package root, found from this file's path.
-    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    public static let packageRoot = URL(fileURLWithPath: #filePath)  // Tests/Support/RelayTestSupport/TestSupport.swift
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// `Tests/Fixtures`: PagerDuty's OpenAPI files and captured client requests, kept in the
     /// repository so that a plain clone tests itself.
