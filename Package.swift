@@ -72,7 +72,6 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -92,6 +91,8 @@ let package = Package(
             dependencies: [
                 "RelayNode", "RelayClient", "RelayCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -120,6 +121,7 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/Support/MockPagerDuty"
@@ -145,6 +147,7 @@ let package = Package(
                 "MockPagerDuty", "RelayProcess", "ClusterHarness", "RelayClient", "RelayCore", "SeededRandom",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -162,24 +165,30 @@ let package = Package(
         ),
         .target(name: "RelayTestSupport", path: "Tests/Support/RelayTestSupport"),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "SeededRandom", "RelayTestSupport"]),
-        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore", "RelayCore", "RelayReplication"]),
+        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore"]),
         .testTarget(name: "RelayReplicationTests", dependencies: ["RelayReplication", "ClusterCore", "RelayCore"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator"]),
         .testTarget(name: "MockPagerDutyTests", dependencies: ["MockPagerDuty"]),
         .testTarget(
-            name: "LoadTestKitTests", dependencies: ["LoadTestKit", "MockPagerDuty", "RelayTestSupport"]),
-        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayReplication", "RelayTestSupport"]),
+            name: "LoadTestKitTests", dependencies: ["LoadTestKit", "MockPagerDuty", "RelayCore"]),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayCore", "RelayTestSupport"]),
         .testTarget(
             name: "RelayNodeTests",
             dependencies: [
-                "RelayNode", "RelayReplication", "MockPagerDuty", "RelayClient", "RelayProcess", "RelayTestSupport",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "RelayNode", "RelayCore", "ClusterCore", "RelayReplication", "MockPagerDuty", "RelayClient", "RelayProcess",
+                "RelayTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "MockPagerDuty", "RelayClient", "RelayProcess", "ClusterHarness", "RelayCore", "RelayTestSupport",
+                "MockPagerDuty", "RelayClient", "RelayProcess", "ClusterHarness", "RelayTestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
