@@ -4,15 +4,6 @@ import NIOCore
 import NIOSSL
 import RelayCore
 
-/// What one upstream attempt came back with.
-struct UpstreamResponse: Sendable {
-    /// Nil when no HTTP answer arrived (timeout, refused connection, TLS failure).
-    var statusCode: Int?
-    var retryAfter: String?
-    /// PagerDuty's body, or the error, shortened for logs and the attempt history.
-    var detail: String
-}
-
 /// Sends events to PagerDuty (or whatever `upstream_url` names) over AsyncHTTPClient, with the
 /// system CA store plus an optional CA file, and HTTPS_PROXY/NO_PROXY. Every request is cancelled
 /// hard at `upstream_timeout_milliseconds`.
@@ -85,32 +76,4 @@ final class UpstreamClient: Sendable {
         let authorization = proxyURL.user.map { HTTPClient.Authorization.basic(username: $0, password: proxyURL.password ?? "") }
         return .server(host: host, port: proxyURL.port ?? 8080, authorization: authorization)
     }
-}
-
-/// An event body that withholds its bytes once the send deadline has passed.
-///
-/// A process frozen (SIGSTOP, a VM pause) after a delivery started would otherwise write the
-/// request when it wakes, before its timeout fires, possibly after a newer leader delivered: the
-/// fencing rule needs every byte to leave before the deadline. AsyncHTTPClient builds a small
-/// body (up to 4 MB, so any event) on the connection's event loop immediately before writing it,
-/// through `withContiguousStorageIfAvailable`; that is where the clock is read. Past the deadline
-/// it hands over no bytes, the request fails with a body-length mismatch and the connection
-/// closes: PagerDuty got at most the headers and processes nothing.
-struct DeadlineGuardedBytes: Collection, Sendable {
-    let bytes: [UInt8]
-    let sendBy: ContinuousClock.Instant
-
-    var startIndex: Int { bytes.startIndex }
-    var endIndex: Int { bytes.endIndex }
-    subscript(position: Int) -> UInt8 { bytes[position] }
-    func index(after index: Int) -> Int { bytes.index(after: index) }
-
-    func withContiguousStorageIfAvailable<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result? {
-        guard ContinuousClock.now < sendBy else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
-        return try bytes.withUnsafeBufferPointer(body)
-    }
-}
-
-public enum RelayVersion {
-    public static let current = "0.1.0"
 }

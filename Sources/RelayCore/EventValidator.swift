@@ -1,73 +1,8 @@
 import Crypto
 
-/// The three ingest endpoints, each with PagerDuty's own rules.
-public enum IngestAPI: String, Sendable, CaseIterable {
-    case v2Alert = "v2_enqueue"
-    case v2Change = "v2_change_enqueue"
-    case v1Generic = "v1_create_event"
-
-    public var kind: EventKind { self == .v2Change ? .change : .alert }
-}
-
-/// PagerDuty's 400 body: `{"status","message","errors":[...]}`.
-public struct IngestError: Error, Sendable, Equatable {
-    public let status: String
-    public let message: String
-    public let errors: [String]
-
-    public init(status: String, message: String, errors: [String]) {
-        self.status = status
-        self.message = message
-        self.errors = errors
-    }
-
-    public static func unrecognized(_ detail: String) -> IngestError {
-        IngestError(status: "Unrecognized object", message: "Event object format is unrecognized", errors: [detail])
-    }
-
-    public static func invalid(_ errors: [String]) -> IngestError {
-        IngestError(status: "invalid event", message: "Event object is invalid", errors: errors)
-    }
-
-    /// The `errors` field of metrics: a stable reason label, not the free text.
-    public var reason: String { status == "invalid event" ? "invalid_event" : "unrecognized_object" }
-}
-
-/// An event that passed validation, in v2 form, before the relay has assigned anything to it.
-public struct ValidatedEvent: Sendable {
-    public let api: IngestAPI
-    public let action: EventAction
-    public let routingKey: String
-    /// The client's dedup_key (v2) or incident_key (v1); nil when the relay must assign one.
-    public let dedupKey: String?
-    /// SHA-256 of the endpoint and the raw body: a client retry carries the same bytes.
-    public let fingerprint: [UInt8]
-    /// The v2 event as it goes upstream, less a relay-assigned dedup_key.
-    let object: [String: JSONValue]
-    /// The client's own bytes, forwarded untouched when nothing had to change.
-    let originalBody: [UInt8]?
-
-    /// The exact bytes sent upstream. The body is re-encoded only when the relay had to change
-    /// it, so clients' fields (known or not) reach PagerDuty as they were sent.
-    public func upstreamBody(assignedDedupKey: String) -> [UInt8] {
-        if let originalBody, dedupKey != nil || api == .v2Change { return originalBody }
-        var object = self.object
-        if api.kind == .alert { object["dedup_key"] = .string(dedupKey ?? assignedDedupKey) }
-        return JSONValue.object(object).encoded()
-    }
-}
-
-/// Limits that PagerDuty documents; the relay enforces them at the door so a client learns of a
-/// bad event at once, not from a dead letter hours later.
-public struct ValidationLimits: Sendable {
-    public static let pagerDuty = ValidationLimits()
-
-    public var maxEventBytes = 512_000
-    public var maxSummaryCharacters = 1024
-    public var maxDedupKeyCharacters = 255
-    public var routingKeyCharacters = 32
-}
-
+/// Checks an event against PagerDuty's documented rules (`../shared/reference/events-api.md`) at
+/// the door, and turns v1 events into v2: a client hears of a bad event at once, with PagerDuty's
+/// own error text, rather than from a dead letter hours later.
 public enum EventValidator {
     public static func validate(
         body: [UInt8], api: IngestAPI, limits: ValidationLimits = .pagerDuty
@@ -331,23 +266,6 @@ private struct FieldChecker {
     }
 }
 
-/// Byte-level checks: the common case is ASCII, and Unicode property lookups were a measurable
-/// share of ingest.
-enum ASCII {
-    static func isAlphanumeric(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-    }
-
-    static func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
-
-    /// `string.count > limit`, counting characters as PagerDuty does, without walking grapheme
-    /// clusters when the UTF-8 length already settles it.
-    static func characterCount(_ string: String, exceeds limit: Int) -> Bool {
-        string.utf8.count > limit && string.count > limit
-    }
-}
-
 public enum Severity: String, Sendable, CaseIterable {
     case critical, error, warning, info
     static let names = allCases
@@ -355,67 +273,4 @@ public enum Severity: String, Sendable, CaseIterable {
 
 extension EventAction {
     static let alertActions: [EventAction] = [.trigger, .acknowledge, .resolve]
-}
-
-/// PagerDuty documents `timestamp` as ISO 8601 but its own example (`…315+0000`) is not strict
-/// RFC 3339, so both offset forms are accepted. A hand-written scanner keeps the core free of
-/// Foundation's date parsers, which depend on the process's locale and time zone.
-enum ISO8601Syntax {
-    static func isDateTime(_ text: String) -> Bool {
-        var scanner = ByteScanner(text)
-        guard scanner.number(4) != nil, scanner.skip("-"),
-            let month = scanner.number(2), (1...12).contains(month), scanner.skip("-"),
-            let day = scanner.number(2), (1...31).contains(day), scanner.skip("Tt "),
-            let hour = scanner.number(2), hour < 24, scanner.skip(":"),
-            let minute = scanner.number(2), minute < 60
-        else { return false }
-        if scanner.skip(":") {
-            guard let second = scanner.number(2), second <= 60 else { return false }
-            if scanner.skip(".,") && scanner.digitRun() == 0 { return false }
-        }
-        if scanner.atEnd || (scanner.skip("Zz") && scanner.atEnd) { return true }
-        guard scanner.skip("+-"), scanner.number(2) != nil else { return false }
-        if scanner.atEnd { return true }
-        _ = scanner.skip(":")
-        return scanner.number(2) != nil && scanner.atEnd
-    }
-
-    private struct ByteScanner {
-        private let bytes: [UInt8]
-        private var position = 0
-
-        init(_ text: String) { bytes = Array(text.utf8) }
-
-        var atEnd: Bool { position == bytes.count }
-
-        private func digit(at index: Int) -> Int? {
-            guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { return nil }
-            return Int(bytes[index] - UInt8(ascii: "0"))
-        }
-
-        /// Exactly `count` digits, as a number; consumes nothing if they are not there.
-        mutating func number(_ count: Int) -> Int? {
-            var value = 0
-            for offset in 0..<count {
-                guard let digit = digit(at: position + offset) else { return nil }
-                value = value * 10 + digit
-            }
-            position += count
-            return value
-        }
-
-        /// Consumes one of `characters` if it is next.
-        mutating func skip(_ characters: String) -> Bool {
-            guard position < bytes.count, characters.utf8.contains(bytes[position]) else { return false }
-            position += 1
-            return true
-        }
-
-        /// Consumes a run of digits and says how long it was.
-        mutating func digitRun() -> Int {
-            let start = position
-            while digit(at: position) != nil { position += 1 }
-            return position - start
-        }
-    }
 }
