@@ -78,9 +78,9 @@ struct IngestRoutes: Sendable {
         switch error {
         case .noLeader: "no cluster leader is known; the cluster is electing one or has lost its majority"
         case .outcomeUnknown(let reason): "the event may not have been stored (\(reason)); retry"
-        case .storeFailed(let reason): "this node's store failed (\(reason))"
+        case .storeFailed(let reason): "the store failed (\(reason)); that node must be restarted"
         case .notLeader, .peerFailed: "the leader could not be reached (\(error))"
-        case .staleRequest: "this node was paused after the request arrived; retry"
+        case .staleRequest: "a node on the request's path was paused after it arrived; retry"
         }
     }
 

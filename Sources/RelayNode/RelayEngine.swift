@@ -418,7 +418,18 @@ public actor RelayEngine {
         if recovering && raft.mayVote {
             recovering = false
             logger.notice("caught up after an empty-disk start; voting again", metadata: ["applied": "\(raft.lastApplied)"])
-            Task { try? await store.write([.recovering(false)]) }
+            Task { await self.markCaughtUp() }
+        }
+    }
+
+    /// Clears the on-disk mark of an empty-disk start once this node may vote again. A failed
+    /// write is a store failure like any other: without the mark cleared, a restart would keep
+    /// the node from voting, and a disk that fails here fails the next write too.
+    private func markCaughtUp() async {
+        do {
+            try await store.write([.recovering(false)])
+        } catch {
+            fail(with: "store write failed: \(error)")
         }
     }
 

@@ -123,7 +123,11 @@ public final class RelayStore: @unchecked Sendable {
             try body()
             try statements.commit.run()
         } catch {
-            try? statements.rollback.run()
+            do {
+                try statements.rollback.run()
+            } catch let rollbackError {
+                throw StoreError("\(error); the rollback failed too: \(rollbackError)")
+            }
             throw error
         }
     }

@@ -21,7 +21,7 @@ import Testing
             jump.withLockedValue { $0 += 5_000 }
             let refused = try await node.send(TestSupport.alert(dedupKey: "at-the-wake"))
             #expect(refused.status == 503)
-            #expect(refused.text.contains("paused after the request arrived"), "\(refused.text)")
+            #expect(refused.text.contains("paused after it arrived"), "\(refused.text)")
             // Past the grace after the wake, requests are taken again.
             var accepted = false
             let deadline = ContinuousClock.now + .seconds(30)

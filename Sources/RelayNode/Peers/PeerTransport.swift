@@ -49,10 +49,22 @@ struct PeerClient: Sendable {
         } catch {
             return failure("forwarding to node \(leader) failed: \(error)")
         }
-        guard let outcomes = try? PeerWire.decodeOutcomes(answer), outcomes.count == commands.count else {
-            return failure("node \(leader) answered something unreadable")
+        let outcomes: [Result<CommandResult, EngineError>]
+        do {
+            outcomes = try PeerWire.decodeOutcomes(answer)
+        } catch {
+            return failure("node \(leader) answered something unreadable: \(error)")
         }
-        return outcomes
+        guard outcomes.count == commands.count else {
+            return failure("node \(leader) answered \(outcomes.count) outcomes for \(commands.count) commands")
+        }
+        // The leader's own failure keeps its meaning here, and says whose store it was.
+        return outcomes.map { outcome in
+            outcome.mapError { error in
+                if case .storeFailed(let reason) = error { return .storeFailed("on node \(leader), the leader: \(reason)") }
+                return error
+            }
+        }
     }
 }
 

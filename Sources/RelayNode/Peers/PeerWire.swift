@@ -77,9 +77,17 @@ enum PeerWire {
         case .failure(.outcomeUnknown(let reason)):
             writer.write(UInt64(2))
             writer.write(reason)
-        case .failure(let other):
-            writer.write(UInt64(3))
-            writer.write("\(other)")
+        // Tag 3, an error as text, is what older nodes sent for the rest: never written now.
+        case .failure(.storeFailed(let reason)):
+            writer.write(UInt64(4))
+            writer.write(reason)
+        case .failure(.noLeader):
+            writer.write(UInt64(5))
+        case .failure(.peerFailed(let reason)):
+            writer.write(UInt64(6))
+            writer.write(reason)
+        case .failure(.staleRequest):
+            writer.write(UInt64(7))
         }
     }
 
@@ -89,6 +97,10 @@ enum PeerWire {
         case 1: return .failure(.notLeader(leader: try reader.read { (reader) throws(DecodingFailure) in try reader.readInt() }))
         case 2: return .failure(.outcomeUnknown(try reader.readString()))
         case 3: return .failure(.peerFailed("the leader refused: \(try reader.readString())"))
+        case 4: return .failure(.storeFailed(try reader.readString()))
+        case 5: return .failure(.noLeader)
+        case 6: return .failure(.peerFailed(try reader.readString()))
+        case 7: return .failure(.staleRequest)
         case let tag: throw DecodingFailure("unknown outcome tag \(tag)")
         }
     }

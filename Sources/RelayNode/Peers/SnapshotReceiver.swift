@@ -54,7 +54,7 @@ actor SnapshotReceiver {
         self.environment = environment
         self.logger = logger
         // A transfer staged before a restart carries no identity: it starts over.
-        try? FileManager.default.removeItem(atPath: path)
+        Self.removeStagingFile(at: path, logger: logger)
     }
 
     /// Takes one chunk from `sender` and returns the offset wanted next.
@@ -109,9 +109,24 @@ actor SnapshotReceiver {
     }
 
     private func discardStaging() {
-        try? staging?.file.close()
+        do {
+            try staging?.file.close()
+        } catch {
+            logger.warning("could not close the staged snapshot", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
         staging = nil
-        try? FileManager.default.removeItem(atPath: path)
+        Self.removeStagingFile(at: path, logger: logger)
+    }
+
+    /// No staging file is the usual case. One that cannot be removed is logged: the next
+    /// transfer then fails loudly when it cannot create its own.
+    private static func removeStagingFile(at path: String, logger: Logger) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            logger.warning("could not remove the staged snapshot", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
     }
 
     private func assemble(_ identity: Identity) throws -> Snapshot<RelayStateMachine> {
