@@ -47,6 +47,17 @@ import Testing
         #expect(audit.isClean)
     }
 
+    @Test func aLostFirstEventIsNotCountedAsCoalesced() {
+        // 1 is the head of its key's queue and the relay never replaces a head: 2 delivered
+        // does not cover it, although it has the same action.
+        let audit = SequenceAudit(
+            sent: [sent(1, 1, Self.trigger), sent(1, 2, Self.trigger)], upstream: [delivered(1, 2, at: 10)])
+        #expect(audit.lost == 1)
+        #expect(audit.coalesced == 0)
+        #expect(audit.examples == ["lost 1/1"])
+        #expect(!audit.isClean)
+    }
+
     @Test func coalescingDoesNotCoverAnEventOfAnotherAction() {
         // A trigger cannot be replaced by a resolve: dropping it is a loss.
         let audit = SequenceAudit(

@@ -26,7 +26,9 @@ public struct UpstreamRecord: Sendable, Equatable {
 /// - **lost**: answered `202` but neither delivered nor coalesced. The relay replaces a queued,
 ///   not-yet-sent event by the next one of the same action for the same key (flood coalescing),
 ///   so an event counts as delivered through a later event of its incident when that one has
-///   the same action, was delivered, and only same-action, undelivered events lie between them;
+///   the same action, was delivered, and only same-action, undelivered events lie between them.
+///   The first event of an incident is never coalesced: it enters an empty queue as its head,
+///   and the relay replaces only a tail behind a head, so a first event not delivered is lost;
 /// - **order violations**: an acknowledged event delivered after a later acknowledged event of
 ///   its incident had been delivered (a stale trigger after its resolve). Unacknowledged events
 ///   are left out: a client that gave up on one and sent the next made the order itself;
@@ -75,13 +77,14 @@ public struct SequenceAudit: Sendable, Codable, Equatable {
             // From the newest event back: `cover` is the action of the nearest later event that
             // was delivered, or coalesced into one that was.
             var cover: UInt8?
+            let first = events.map(\.sequence).min()
             for event in events.sorted(by: { $0.sequence > $1.sequence }) {
                 let id = EventID(incident: incident, sequence: event.sequence)
                 if copies[id] != nil {
                     cover = event.action
                     if event.accepted { deliveredDirectly += 1 }
                 } else if event.accepted {
-                    if cover == event.action {
+                    if cover == event.action && event.sequence != first {
                         coalesced += 1
                     } else {
                         lost += 1
