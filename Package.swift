@@ -178,6 +178,7 @@ let package = Package(
                 "RelayNode", "RelayCore", "ClusterCore", "RelayReplication", "MockPagerDuty", "RelayClient", "RelayProcess",
                 "RelayTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

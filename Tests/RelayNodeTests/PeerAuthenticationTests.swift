@@ -1,8 +1,10 @@
 import AsyncHTTPClient
 import ClusterCore
+import Crypto
 import Foundation
 import NIOCore
 import RelayCore
+import RelayReplication
 import RelayTestSupport
 import Testing
 
@@ -32,6 +34,66 @@ import Testing
             #expect(try await term() == 0)
 
             #expect(try await post(peerPort) == 204)
+            #expect(try await term() == 5)
+        }
+    }
+
+    /// A request signed by the documented scheme, written out here rather than taken from
+    /// `PeerAuthenticator`: HMAC-SHA256 under SHA-256(cluster_secret), over
+    /// "METHOD path\nnode\ntimestamp\n" and then the body, in lowercase hex.
+    struct Signed {
+        var method = "POST"
+        var path = PeerWire.messagesPath
+        var node = "2"
+        var timestamp = Int64(Date().timeIntervalSince1970 * 1_000)
+        var body = PeerTestSupport.voteRequest
+
+        var signature: String {
+            let key = SymmetricKey(data: SHA256.hash(data: Data(PeerAuthenticationTests.secret.utf8)))
+            let message = Data("\(method) \(path)\n\(node)\n\(timestamp)\n".utf8) + Data(body)
+            return HMAC<SHA256>.authenticationCode(for: message, using: key).map { String(format: "%02x", $0) }.joined()
+        }
+    }
+
+    /// Sends what was signed, with `tamper` applied to the request after signing.
+    func send(_ signed: Signed, port: Int, tamper: (inout Signed) -> Void = { _ in }, signature: String? = nil) async throws -> Int {
+        let signature = signature ?? signed.signature
+        var sent = signed
+        tamper(&sent)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(sent.path)")
+        request.method = .POST
+        request.headers.add(name: "X-PDRelay-Node", value: sent.node)
+        request.headers.add(name: "X-PDRelay-Timestamp", value: String(sent.timestamp))
+        request.headers.add(name: "X-PDRelay-Signature", value: signature)
+        request.body = .bytes(ByteBuffer(bytes: sent.body))
+        return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status.code)
+    }
+
+    @Test func aSignedRequestChangedInAnyPartIsRefused() async throws {
+        let peerPort = PeerTestSupport.peerPort()
+        try await TestNode.run(configure: { PeerTestSupport.loneMember(&$0, peerPort: peerPort, secret: Self.secret) }) {
+            (node: TestNode) async throws in
+            func term() async throws -> Int? { try await node.client.get("/v1/cluster").json?["term"] as? Int }
+            let signed = Signed()
+            let laterVote = MessageCodec.encode([
+                Message<RelayStateMachine>(from: 2, to: 1, term: 9, body: .voteRequest(lastLogIndex: 9, lastLogTerm: 4))
+            ])
+            #expect(try await send(signed, port: peerPort, tamper: { $0.body = laterVote }) == 401, "body")
+            #expect(try await send(signed, port: peerPort, tamper: { $0.body += [0] }) == 401, "a byte appended")
+            #expect(try await send(signed, port: peerPort, tamper: { $0.node = "3" }) == 401, "sender")
+            #expect(try await send(signed, port: peerPort, tamper: { $0.timestamp += 1 }) == 401, "timestamp")
+            var forward = Signed()
+            forward.path = PeerWire.forwardPath
+            #expect(try await send(forward, port: peerPort, tamper: { $0.path = PeerWire.messagesPath }) == 401, "path")
+            var put = Signed()
+            put.method = "PUT"
+            #expect(try await send(put, port: peerPort) == 401, "method")
+            #expect(try await send(signed, port: peerPort, signature: String(signed.signature.dropLast(2))) == 401, "short")
+            #expect(try await send(signed, port: peerPort, signature: signed.signature.uppercased() + "zz") == 401, "not hex")
+            #expect(try await term() == 0, "a refused request moved the term")
+
+            // The same oracle, untampered, gets through: the refusals above were the tampering's.
+            #expect(try await send(signed, port: peerPort) == 204)
             #expect(try await term() == 5)
         }
     }
