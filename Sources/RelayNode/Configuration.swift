@@ -55,6 +55,11 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var deliveryMarginMilliseconds: Int64 = 50
     /// How long a client request waits for a leader to be known before it gets 503.
     public var leaderWaitMilliseconds: Int64 = 3_000
+    /// A client request not yet in the log this long after it arrived is refused and never
+    /// proposed later: by then the load balancer has retried it on another node (HAProxy's
+    /// `timeout server`), the client may have sent the incident's next events, and a late copy
+    /// would land behind them (a trigger after its resolve).
+    public var requestHoldMilliseconds: Int64 = 1_000
     /// How long a client request waits for its entry to commit before it gets 503.
     public var commitTimeoutMilliseconds: Int64 = 10_000
     /// `/readyz` fails while this node is further behind its leader's commit index.
@@ -146,6 +151,11 @@ public struct RelayConfiguration: Sendable, Equatable {
         try validatePeerTLS(members)
         guard (1...600_000).contains(leaderWaitMilliseconds), (100...600_000).contains(commitTimeoutMilliseconds) else {
             throw ConfigurationError("leader_wait_milliseconds must be 1…600000 and commit_timeout_milliseconds 100…600000")
+        }
+        guard (100...600_000).contains(requestHoldMilliseconds) else {
+            throw ConfigurationError(
+                "request_hold_milliseconds must be 100…600000 (set it to the load balancer's server timeout, after which it retries elsewhere)"
+            )
         }
         guard readinessMaxLagEntries > 0, (10...1_000_000).contains(snapshotThresholdEntries) else {
             throw ConfigurationError("readiness_max_lag_entries must be positive and snapshot_threshold_entries 10…1000000")
@@ -360,6 +370,7 @@ extension RelayConfiguration {
         .double("max_clock_drift", \.maxClockDrift),
         .integer("delivery_margin_milliseconds", \.deliveryMarginMilliseconds),
         .integer("leader_wait_milliseconds", \.leaderWaitMilliseconds),
+        .integer("request_hold_milliseconds", \.requestHoldMilliseconds),
         .integer("commit_timeout_milliseconds", \.commitTimeoutMilliseconds),
         .integer("readiness_max_lag_entries", \.readinessMaxLagEntries),
         .integer("snapshot_threshold_entries", \.snapshotThresholdEntries),

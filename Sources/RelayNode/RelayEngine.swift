@@ -36,6 +36,9 @@ public actor RelayEngine {
     private struct Proposal {
         let command: RelayCommand
         let deadline: Int64
+        /// A client request still waiting here at this time is refused, not proposed (see
+        /// `request_hold_milliseconds`); nil for the engine's own commands.
+        let holdDeadline: Int64?
         let continuation: CheckedContinuation<Result<CommandResult, EngineError>, Never>
     }
 
@@ -134,22 +137,24 @@ public actor RelayEngine {
     // MARK: inputs
 
     /// Applies a command through the log and returns its result once it is committed (on a
-    /// majority of disks). Only the leader takes commands.
-    public func submit(_ command: RelayCommand) async throws(EngineError) -> CommandResult {
+    /// majority of disks). Only the leader takes commands. A client's command still waiting to
+    /// be proposed at `holdDeadlineMilliseconds` is refused as stale instead.
+    public func submit(_ command: RelayCommand, holdDeadlineMilliseconds: Int64? = nil) async throws(EngineError) -> CommandResult {
         if let storeFailure { throw .storeFailed(storeFailure) }
         guard raft.role == .leader else { throw .notLeader(leader: raft.leaderID) }
         let deadline = environment.monotonicMilliseconds() + configuration.commitTimeoutMilliseconds
         let result = await withCheckedContinuation { continuation in
-            proposals.append(Proposal(command: command, deadline: deadline, continuation: continuation))
+            proposals.append(
+                Proposal(command: command, deadline: deadline, holdDeadline: holdDeadlineMilliseconds, continuation: continuation))
             kickWriter()
         }
         return try result.get()
     }
 
     /// `submit`, with the error as a value.
-    func outcome(of command: RelayCommand) async -> Result<CommandResult, EngineError> {
+    func outcome(of command: RelayCommand, holdDeadlineMilliseconds: Int64? = nil) async -> Result<CommandResult, EngineError> {
         do {
-            return .success(try await submit(command))
+            return .success(try await submit(command, holdDeadlineMilliseconds: holdDeadlineMilliseconds))
         } catch {
             return .failure(error)
         }
@@ -303,6 +308,12 @@ public actor RelayEngine {
     }
 
     private func proposeQueued() {
+        let now = environment.monotonicMilliseconds()
+        proposals.removeAll { proposal in
+            guard let holdDeadline = proposal.holdDeadline, now >= holdDeadline else { return false }
+            proposal.continuation.resume(returning: .failure(.staleRequest))
+            return true
+        }
         guard !proposals.isEmpty else { return }
         let batch = proposals.prefix(configuration.maxCommitBatchEvents)
         proposals.removeFirst(batch.count)

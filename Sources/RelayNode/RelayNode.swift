@@ -80,7 +80,8 @@ public enum RelayNode {
 
         let commands = CommandRouter(
             engine: engine, transport: transport, selfID: configuration.nodeID,
-            leaderWaitMilliseconds: configuration.leaderWaitMilliseconds, environment: environment)
+            leaderWaitMilliseconds: configuration.leaderWaitMilliseconds,
+            requestHoldMilliseconds: configuration.requestHoldMilliseconds, environment: environment)
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         var limits = ValidationLimits.pagerDuty

@@ -89,6 +89,27 @@ struct ClusterRig {
         throw RigFailure("no leader within \(timeout)")
     }
 
+    /// A leader other than `node`: after `node` was killed, the one the others elected.
+    func leader(otherThan node: Int, timeout: Duration = .seconds(30)) async throws -> Int {
+        var successor: Int?
+        try await Self.waitUntil("a leader other than node \(node)", timeout: timeout) {
+            for (candidate, client) in nodes where candidate != node {
+                if let view = try? await client.get("/v1/cluster").json, view["role"] as? String == "leader" {
+                    successor = candidate
+                    return true
+                }
+            }
+            return false
+        }
+        return successor!
+    }
+
+    /// Waits until the clients have `count` more acknowledgements than now: traffic flows.
+    static func trafficFlows(_ stream: EventStream, count: Int = 20, timeout: Duration = .seconds(30)) async throws {
+        let target = stream.acknowledgedCount + count
+        try await waitUntil("\(count) more acknowledgements", timeout: timeout) { stream.acknowledgedCount >= target }
+    }
+
     func view(_ node: Int) async -> [String: Any]? { try? await nodes[node]!.get("/v1/cluster").json }
 
     func waitUntilReady(_ which: some Sequence<Int>, timeout: Duration = .seconds(60)) async throws {

@@ -44,4 +44,24 @@ import Testing
         writer.write(UInt64(99))
         #expect(throws: DecodingFailure.self) { try PeerWire.decodeOutcomes(writer.bytes) }
     }
+
+    @Test func forwardedCommandsCarryWhatIsLeftOfTheirHold() throws {
+        let commands: [RelayCommand] = [.purge(EventFilter()), .retryDead(EventFilter())]
+        let decoded = try PeerWire.decodeCommands(PeerWire.encode(commands: commands, holdRemainingMilliseconds: [640, nil]))
+        #expect(decoded.map(\.command) == commands)
+        #expect(decoded.map(\.holdRemainingMilliseconds) == [640, nil])
+        // A hold already spent travels as zero: the leader refuses the command at once.
+        #expect(
+            try PeerWire.decodeCommands(PeerWire.encode(commands: [commands[0]], holdRemainingMilliseconds: [-5]))[0]
+                .holdRemainingMilliseconds == 0)
+    }
+
+    @Test func aBatchFromANodeThatSentNoHoldsReadsWithNone() throws {
+        // How a node before holds encoded a batch: the count and the commands, nothing after.
+        var writer = ByteWriter()
+        writer.write(UInt64(1))
+        writer.write(RelayCommand.purge(EventFilter()))
+        let decoded = try PeerWire.decodeCommands(writer.bytes)
+        #expect(decoded == [PeerWire.Forwarded(command: .purge(EventFilter()), holdRemainingMilliseconds: nil)])
+    }
 }

@@ -21,6 +21,9 @@ struct TestNode {
         configuration.upstreamURL = await upstream.baseURL
         configuration.upstreamTimeoutMilliseconds = 2_000
         configuration.retry = .init(initialBackoffMilliseconds: 50, maxBackoffMilliseconds: 200, maxAttempts: 20)
+        // As with freezes (`starvationTolerant`): a starved test process is not a load balancer
+        // that has retried the request elsewhere.
+        configuration.requestHoldMilliseconds = 30_000
         return configuration
     }
 

@@ -15,24 +15,31 @@ struct CommandRouter: Sendable {
     let transport: PeerTransport?
     let selfID: NodeID
     let leaderWaitMilliseconds: Int64
+    let requestHoldMilliseconds: Int64
     let environment: NodeEnvironment
     /// How often a forward in flight looks for a change of leader.
     static let leadershipPollMilliseconds = 10
 
     /// `receivedAtMilliseconds`: when the client's request arrived (monotonic), for client
-    /// commands; a request this node then sat on through a freeze is refused as stale.
+    /// commands. Such a request is refused as stale once it has waited `requestHoldMilliseconds`
+    /// without being proposed (the load balancer has retried it elsewhere by then), or when this
+    /// node was frozen since it arrived; a forward carries what is left of the hold, so that the
+    /// leader refuses it too when it comes late.
     func submit(_ command: RelayCommand, receivedAtMilliseconds: Int64? = nil) async throws(EngineError) -> CommandResult {
         let deadline = environment.monotonicMilliseconds() + leaderWaitMilliseconds
+        let holdDeadline = receivedAtMilliseconds.map { $0 + requestHoldMilliseconds }
         while true {
-            if let receivedAtMilliseconds, !(await engine.admitsRequest(receivedAtMilliseconds: receivedAtMilliseconds)) {
-                throw .staleRequest
+            if let receivedAtMilliseconds {
+                guard environment.monotonicMilliseconds() < holdDeadline!,
+                    await engine.admitsRequest(receivedAtMilliseconds: receivedAtMilliseconds)
+                else { throw .staleRequest }
             }
-            switch await engine.outcome(of: command) {
+            switch await engine.outcome(of: command, holdDeadlineMilliseconds: holdDeadline) {
             case .success(let result):
                 return result
             case .failure(.notLeader(let leader)):
                 if let leader, leader != selfID, let transport {
-                    switch await forward(command, to: leader, over: transport) {
+                    switch await forward(command, holdDeadlineMilliseconds: holdDeadline, to: leader, over: transport) {
                     case .success(let result): return result
                     // Leadership moved, or the leader died: look again below.
                     case .failure(.notLeader), .failure(.peerFailed): break
@@ -42,14 +49,18 @@ struct CommandRouter: Sendable {
             case .failure(let error):
                 throw error
             }
-            guard environment.monotonicMilliseconds() < deadline else { throw .noLeader }
+            let now = environment.monotonicMilliseconds()
+            if let holdDeadline, now >= holdDeadline { throw .staleRequest }
+            guard now < deadline else { throw .noLeader }
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
     /// The forward's outcome, or `notLeader` as soon as the leader it went to is no longer the
     /// one this node knows. The abandoned forward runs on to its own timeout, unawaited.
-    private func forward(_ command: RelayCommand, to leader: NodeID, over transport: PeerTransport) async -> Result<
+    private func forward(
+        _ command: RelayCommand, holdDeadlineMilliseconds: Int64?, to leader: NodeID, over transport: PeerTransport
+    ) async -> Result<
         CommandResult, EngineError
     > {
         let sentUnder = engine.leadership.withLockedValue { $0 }
@@ -76,7 +87,7 @@ struct CommandRouter: Sendable {
                 }
             }
             Task {
-                let outcome = await transport.forward(command, to: leader)
+                let outcome = await transport.forward(command, holdDeadlineMilliseconds: holdDeadlineMilliseconds, to: leader)
                 watcher.cancel()
                 _ = answer(outcome)
             }

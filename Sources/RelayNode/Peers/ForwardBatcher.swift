@@ -7,7 +7,9 @@ import RelayCore
 /// one fsync. At most `maxInFlight` requests per leader are outstanding.
 final class ForwardBatcher: Sendable {
     typealias Outcome = Result<CommandResult, EngineError>
-    typealias Send = @Sendable (_ commands: [RelayCommand], _ leader: NodeID) async -> [Outcome]
+    /// `holdRemaining`: per command, the milliseconds left before the leader must refuse it as
+    /// stale (nil: no limit).
+    typealias Send = @Sendable (_ commands: [RelayCommand], _ holdRemaining: [Int64?], _ leader: NodeID) async -> [Outcome]
 
     static let maxInFlight = 2
     static let maxBatchCommands = 512
@@ -16,6 +18,8 @@ final class ForwardBatcher: Sendable {
 
     private struct Pending {
         let command: RelayCommand
+        /// On this node's monotonic clock.
+        let holdDeadline: Int64?
         let continuation: CheckedContinuation<Outcome, Never>
     }
 
@@ -26,13 +30,18 @@ final class ForwardBatcher: Sendable {
 
     private let queues = NIOLockedValueBox([NodeID: Queue]())
     private let send: Send
+    private let monotonicMilliseconds: @Sendable () -> Int64
 
-    init(send: @escaping Send) { self.send = send }
+    init(monotonicMilliseconds: @escaping @Sendable () -> Int64, send: @escaping Send) {
+        self.monotonicMilliseconds = monotonicMilliseconds
+        self.send = send
+    }
 
-    func forward(_ command: RelayCommand, to leader: NodeID) async -> Outcome {
+    func forward(_ command: RelayCommand, holdDeadlineMilliseconds: Int64?, to leader: NodeID) async -> Outcome {
         await withCheckedContinuation { continuation in
             let start = queues.withLockedValue { queues in
-                queues[leader, default: Queue()].pending.append(Pending(command: command, continuation: continuation))
+                queues[leader, default: Queue()].pending.append(
+                    Pending(command: command, holdDeadline: holdDeadlineMilliseconds, continuation: continuation))
                 guard queues[leader]!.inFlight < Self.maxInFlight else { return false }
                 queues[leader]!.inFlight += 1
                 return true
@@ -42,8 +51,16 @@ final class ForwardBatcher: Sendable {
     }
 
     private func drain(_ leader: NodeID) async {
-        while let batch = nextBatch(leader) {
-            let outcomes = await send(batch.map(\.command), leader)
+        while var batch = nextBatch(leader) {
+            // What waited here past its hold is refused now rather than sent to be refused.
+            let now = monotonicMilliseconds()
+            batch.removeAll { pending in
+                guard let holdDeadline = pending.holdDeadline, now >= holdDeadline else { return false }
+                pending.continuation.resume(returning: .failure(.staleRequest))
+                return true
+            }
+            guard !batch.isEmpty else { continue }
+            let outcomes = await send(batch.map(\.command), batch.map { $0.holdDeadline.map { $0 - now } }, leader)
             precondition(outcomes.count == batch.count, "\(outcomes.count) outcomes for \(batch.count) forwarded commands")
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }
         }

@@ -49,7 +49,7 @@ struct PeerRoutes: Sendable {
         router.post(RouterPath(PeerWire.forwardPath)) { request, _ in
             let receivedAt = environment.monotonicMilliseconds()
             let (_, body) = try await authenticate(request, path: PeerWire.forwardPath, upTo: PeerWire.maxForwardBytes)
-            let commands: [RelayCommand]
+            let commands: [PeerWire.Forwarded]
             do {
                 commands = try PeerWire.decodeCommands(body)
             } catch {
@@ -60,8 +60,13 @@ struct PeerRoutes: Sendable {
             let stale = !(await engine.admitsRequest(receivedAtMilliseconds: receivedAt))
             // Submitted together, they join one proposal on this node.
             let outcomes = await withTaskGroup(of: (Int, Result<CommandResult, EngineError>).self) { group in
-                for (index, command) in commands.enumerated() {
-                    group.addTask { (index, stale ? .failure(.staleRequest) : await engine.outcome(of: command)) }
+                for (index, forwarded) in commands.enumerated() {
+                    // The follower's hold runs on here from when the batch arrived.
+                    let holdDeadline = forwarded.holdRemainingMilliseconds.map { receivedAt + $0 }
+                    group.addTask {
+                        guard !stale else { return (index, .failure(.staleRequest)) }
+                        return (index, await engine.outcome(of: forwarded.command, holdDeadlineMilliseconds: holdDeadline))
+                    }
                 }
                 var outcomes = [Result<CommandResult, EngineError>?](repeating: nil, count: commands.count)
                 for await (index, outcome) in group { outcomes[index] = outcome }

@@ -38,14 +38,17 @@ struct PeerClient: Sendable {
     }
 
     /// Sends a follower's client commands to the leader; one outcome per command.
-    func forward(_ commands: [RelayCommand], to leader: NodeID, timeoutMilliseconds: Int64) async -> [Result<CommandResult, EngineError>] {
+    func forward(_ commands: [RelayCommand], holdRemaining: [Int64?], to leader: NodeID, timeoutMilliseconds: Int64) async -> [Result<
+        CommandResult, EngineError
+    >] {
         let failure = { (reason: String) in
             [Result<CommandResult, EngineError>](repeating: .failure(.peerFailed(reason)), count: commands.count)
         }
         let answer: [UInt8]
         do {
             answer = try await post(
-                PeerWire.forwardPath, body: PeerWire.encode(commands: commands), to: leader, timeoutMilliseconds: timeoutMilliseconds)
+                PeerWire.forwardPath, body: PeerWire.encode(commands: commands, holdRemainingMilliseconds: holdRemaining), to: leader,
+                timeoutMilliseconds: timeoutMilliseconds)
         } catch {
             return failure("forwarding to node \(leader) failed: \(error)")
         }
@@ -109,8 +112,8 @@ final class PeerTransport: Sendable {
         }
         self.links = links
         let forwardTimeoutMilliseconds = configuration.leaderWaitMilliseconds
-        batcher = ForwardBatcher { commands, leader in
-            await client.forward(commands, to: leader, timeoutMilliseconds: forwardTimeoutMilliseconds)
+        batcher = ForwardBatcher(monotonicMilliseconds: environment.monotonicMilliseconds) { commands, holdRemaining, leader in
+            await client.forward(commands, holdRemaining: holdRemaining, to: leader, timeoutMilliseconds: forwardTimeoutMilliseconds)
         }
     }
 
@@ -124,8 +127,10 @@ final class PeerTransport: Sendable {
 
     /// Hands a client command to the leader and returns the leader's answer. Concurrent
     /// commands travel together (`ForwardBatcher`).
-    func forward(_ command: RelayCommand, to leader: NodeID) async -> Result<CommandResult, EngineError> {
-        await batcher.forward(command, to: leader)
+    func forward(_ command: RelayCommand, holdDeadlineMilliseconds: Int64?, to leader: NodeID) async -> Result<
+        CommandResult, EngineError
+    > {
+        await batcher.forward(command, holdDeadlineMilliseconds: holdDeadlineMilliseconds, to: leader)
     }
 
     func status(of peer: NodeID) async -> PeerWire.Status? {

@@ -36,19 +36,40 @@ enum PeerWire {
         }
     }
 
-    static func encode(commands: [RelayCommand]) -> [UInt8] {
+    /// Forwarded client commands, each with the milliseconds left of its hold (nil: none), after
+    /// which the leader refuses it as stale (`request_hold_milliseconds`).
+    struct Forwarded: Sendable, Equatable {
+        let command: RelayCommand
+        let holdRemainingMilliseconds: Int64?
+    }
+
+    /// The commands, then their holds. A batch from a node that sent no holds ends after the
+    /// commands, and reads back with none.
+    static func encode(commands: [RelayCommand], holdRemainingMilliseconds: [Int64?]) -> [UInt8] {
+        precondition(commands.count == holdRemainingMilliseconds.count, "one hold per command")
         var writer = ByteWriter()
         writer.write(UInt64(commands.count))
         for command in commands { writer.write(command) }
+        for hold in holdRemainingMilliseconds { writer.write(optional: hold) { $0.write(UInt64(max($1, 0))) } }
         return writer.bytes
     }
 
-    static func decodeCommands(_ bytes: [UInt8]) throws(DecodingFailure) -> [RelayCommand] {
+    static func decodeCommands(_ bytes: [UInt8]) throws(DecodingFailure) -> [Forwarded] {
         var reader = ByteReader(bytes)
         var commands: [RelayCommand] = []
         for _ in 0..<(try reader.readCount()) { commands.append(try reader.readCommand()) }
+        var holds = [Int64?](repeating: nil, count: commands.count)
+        if !reader.isAtEnd {
+            for index in holds.indices {
+                holds[index] = try reader.read(optional: { (reader) throws(DecodingFailure) in
+                    let hold = try reader.readUInt64()
+                    guard hold <= UInt64(Int64.max) else { throw DecodingFailure("a hold of \(hold) ms") }
+                    return Int64(hold)
+                })
+            }
+        }
         guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after the commands") }
-        return commands
+        return zip(commands, holds).map { Forwarded(command: $0, holdRemainingMilliseconds: $1) }
     }
 
     static func encode(outcomes: [Result<CommandResult, EngineError>]) -> [UInt8] {
