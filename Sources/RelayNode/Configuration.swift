@@ -55,7 +55,7 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var deliveryMarginMilliseconds: Int64 = 50
     /// How long a client request waits for a leader to be known before it gets 503.
     public var leaderWaitMilliseconds: Int64 = 3_000
-    /// A client request not yet in the log this long after it arrived is refused and never
+    /// In a cluster, a client request not yet in the log this long after it arrived is refused and never
     /// proposed later: by then the load balancer has retried it on another node (HAProxy's
     /// `timeout server`), the client may have sent the incident's next events, and a late copy
     /// would land behind them (a trigger after its resolve).

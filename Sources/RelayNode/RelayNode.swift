@@ -81,7 +81,10 @@ public enum RelayNode {
         let commands = CommandRouter(
             engine: engine, transport: transport, selfID: configuration.nodeID,
             leaderWaitMilliseconds: configuration.leaderWaitMilliseconds,
-            requestHoldMilliseconds: configuration.requestHoldMilliseconds, environment: environment)
+            // Alone, no balancer retries a request on another node, and this node's queue keeps
+            // a held copy ahead of its client's retry and later events.
+            requestHoldMilliseconds: configuration.isClustered ? configuration.requestHoldMilliseconds : nil,
+            environment: environment)
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         var limits = ValidationLimits.pagerDuty

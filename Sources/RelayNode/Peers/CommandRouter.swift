@@ -15,7 +15,8 @@ struct CommandRouter: Sendable {
     let transport: PeerTransport?
     let selfID: NodeID
     let leaderWaitMilliseconds: Int64
-    let requestHoldMilliseconds: Int64
+    /// Nil for a single node (see `RelayConfiguration.requestHoldMilliseconds`).
+    let requestHoldMilliseconds: Int64?
     let environment: NodeEnvironment
     /// How often a forward in flight looks for a change of leader.
     static let leadershipPollMilliseconds = 10
@@ -27,10 +28,10 @@ struct CommandRouter: Sendable {
     /// leader refuses it too when it comes late.
     func submit(_ command: RelayCommand, receivedAtMilliseconds: Int64? = nil) async throws(EngineError) -> CommandResult {
         let deadline = environment.monotonicMilliseconds() + leaderWaitMilliseconds
-        let holdDeadline = receivedAtMilliseconds.map { $0 + requestHoldMilliseconds }
+        let holdDeadline = receivedAtMilliseconds.flatMap { received in requestHoldMilliseconds.map { received + $0 } }
         while true {
             if let receivedAtMilliseconds {
-                guard environment.monotonicMilliseconds() < holdDeadline!,
+                guard environment.monotonicMilliseconds() < holdDeadline ?? .max,
                     await engine.admitsRequest(receivedAtMilliseconds: receivedAtMilliseconds)
                 else { throw .staleRequest }
             }
