@@ -20,12 +20,18 @@ import Testing
         return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status.code)
     }
 
-    @Test func onlyRequestsSignedWithTheClusterSecretChangeAnything() async throws {
+    /// Runs a lone cluster member with its peer listener; `body` gets the peer port and a way to
+    /// read the node's term, which a forged vote request would move.
+    func withPeerListener(_ body: (_ peerPort: Int, _ term: () async throws -> Int?) async throws -> Void) async throws {
         let peerPort = PeerTestSupport.peerPort()
         try await TestNode.run(configure: { PeerTestSupport.loneMember(&$0, peerPort: peerPort, secret: Self.secret) }) {
             (node: TestNode) async throws in
-            func term() async throws -> Int? { try await node.client.get("/v1/cluster").json?["term"] as? Int }
+            try await body(peerPort) { try await node.client.get("/v1/cluster").json?["term"] as? Int }
+        }
+    }
 
+    @Test func onlyRequestsSignedWithTheClusterSecretChangeAnything() async throws {
+        try await withPeerListener { (peerPort: Int, term: () async throws -> Int?) async throws in
             #expect(try await post(peerPort, node: nil) == 401)
             #expect(try await post(peerPort, secret: "another-secret-another-secret-0000") == 401)
             #expect(try await post(peerPort, node: "7") == 401)
@@ -70,10 +76,7 @@ import Testing
     }
 
     @Test func aSignedRequestChangedInAnyPartIsRefused() async throws {
-        let peerPort = PeerTestSupport.peerPort()
-        try await TestNode.run(configure: { PeerTestSupport.loneMember(&$0, peerPort: peerPort, secret: Self.secret) }) {
-            (node: TestNode) async throws in
-            func term() async throws -> Int? { try await node.client.get("/v1/cluster").json?["term"] as? Int }
+        try await withPeerListener { (peerPort: Int, term: () async throws -> Int?) async throws in
             let signed = Signed()
             let laterVote = MessageCodec.encode([
                 Message<RelayStateMachine>(from: 2, to: 1, term: 9, body: .voteRequest(lastLogIndex: 9, lastLogTerm: 4))
