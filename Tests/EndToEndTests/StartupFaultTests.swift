@@ -61,8 +61,8 @@ import Testing
             ])
         let elapsed = ContinuousClock.now - started
         #expect(result.status != 0)
-        // Far below the engine timers it would hit had it started (a loaded machine slows the launch).
-        #expect(elapsed < .seconds(10), "took \(elapsed) to give up")
+        // Issue #10's bound. Unloaded it takes about 0.1 s; it passed at 1.9 s for the whole test on CI.
+        #expect(elapsed < .seconds(2), "took \(elapsed) to give up")
         #expect(result.stderr.contains("pdrelay: stopped: cannot listen: an address is already in use"), "\(result.stderr)")
         #expect(!result.stderr.contains("role changed"), "the engine ran: \(result.stderr)")
         // It is gone, so nothing of it can still be on its way: the upstream saw no request.
