@@ -335,6 +335,42 @@ import Testing
         #expect(cluster.nodes[follower]!.commitIndex <= cluster.nodes[follower]!.lastLogIndex)
     }
 
+    @Test func aNodeThatCampaignsAndLosesCommitsNothingItMatchedInTheOlderTerm() throws {
+        // Seed 17400: a follower matched an entry of term t, campaigned in t + 1 and lost; the
+        // winner's first heartbeat then committed that entry, which the winner had replaced.
+        var cluster = ScriptedCluster()
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        let follower = cluster.members.first { $0 != leader }!
+        let winner = cluster.members.first { $0 != leader && $0 != follower }!
+        let term = cluster.nodes[leader]!.term
+        // The leader's append of a new entry reaches the follower alone, and nothing commits it.
+        let proposed = cluster.propose([42], at: leader)
+        let index = try #require(proposed?.last)
+        let sent = cluster.network
+        cluster.network = []
+        for message in sent where message.to == follower { cluster.deliver(message) }
+        cluster.network = []
+        #expect(cluster.nodes[follower]!.lastLogIndex == index)
+        #expect(cluster.nodes[follower]!.commitIndex < index)
+
+        // The leader falls silent; the follower campaigns in term t + 1.
+        let later = cluster.local(follower) + 10_000
+        _ = cluster.nodes[follower]!.tick(now: later)
+        #expect(cluster.nodes[follower]!.role == .preCandidate)
+        let grant = Message<Counter>(from: winner, to: follower, term: term + 1, body: .preVoteResponse(granted: true))
+        _ = cluster.nodes[follower]!.receive(grant, now: later)
+        #expect(cluster.nodes[follower]!.role == .candidate)
+        #expect(cluster.nodes[follower]!.term == term + 1)
+
+        // Another node wins term t + 1 with an entry of its own at `index`; its first heartbeat
+        // says `index` is committed. What the follower holds there is term t's entry.
+        let heartbeat = Message<Counter>(from: winner, to: follower, term: term + 1, body: .heartbeat(leaderCommit: index, round: 1))
+        _ = cluster.nodes[follower]!.receive(heartbeat, now: later + 1)
+        #expect(cluster.nodes[follower]!.role == .follower)
+        #expect(cluster.nodes[follower]!.commitIndex < index, "committed term \(term)'s entry on a heartbeat of term \(term + 1)")
+    }
+
     @Test func anIdleLeaderCatchesUpAFollowerThatLostItsDiskThroughHeartbeats() throws {
         var cluster = ScriptedCluster()
         cluster.run(2_000)
