@@ -14,11 +14,14 @@ import Testing
         environment.monotonicMilliseconds = { live() + jump.withLockedValue { $0 } }
         // Wide enough that the next request is read within it even on a loaded machine.
         environment.afterFreezeGraceMilliseconds = 3_000
+        // A test process starved by the simulator tests beside it is not a freeze; the leap
+        // below is far beyond this.
+        environment.freezeThresholdMilliseconds = 10_000
         try await TestNode.run(environment: environment) { node in
             #expect(try await node.send(TestSupport.alert(dedupKey: "before")).status == 202)
-            // The clock leaps as it does for a process that was stopped for 5 s: the engine sees
+            // The clock leaps as it does for a process that was stopped for 30 s: the engine sees
             // the gap at its next look, and what arrives right then may have waited through it.
-            jump.withLockedValue { $0 += 5_000 }
+            jump.withLockedValue { $0 += 30_000 }
             let refused = try await node.send(TestSupport.alert(dedupKey: "at-the-wake"))
             #expect(refused.status == 503)
             #expect(refused.text.contains("paused after it arrived"), "\(refused.text)")
