@@ -96,6 +96,8 @@ public actor RelayEngine {
     /// had been frozen (SIGSTOP, a VM pause, a long stall): the gap between two looks.
     private var lastClockReading: Int64?
     private var lastWakeMilliseconds: Int64 = .min
+    /// `drain`, waiting for the deliveries in flight to end.
+    private var drainWaiter: CheckedContinuation<Void, Never>?
 
     /// Who leads in which term, as this node last knew it; readable without a hop onto the
     /// actor, so that a request forwarded to a leader can watch for that leader being replaced.
@@ -395,11 +397,18 @@ public actor RelayEngine {
     private func fail(with reason: String) {
         storeFailure = reason
         logger.critical("the store failed; refusing all further work until restarted", metadata: ["error": "\(reason)"])
-        for proposal in proposals { proposal.continuation.resume(returning: .failure(.storeFailed(reason))) }
-        proposals.removeAll()
-        for waiter in waiting.values { waiter.continuation.resume(returning: .failure(.storeFailed(reason))) }
-        waiting.removeAll()
+        failEveryWaitingClient(queued: .storeFailed(reason), proposed: .storeFailed(reason))
         stopDelivering()
+    }
+
+    /// The one place that answers every client still waiting, when this node can no longer
+    /// give them an outcome: `queued` for commands not yet in the log, `proposed` for entries
+    /// that are in it but not known to be committed.
+    private func failEveryWaitingClient(queued: EngineError, proposed: EngineError) {
+        for proposal in proposals { proposal.continuation.resume(returning: .failure(queued)) }
+        proposals.removeAll()
+        for waiter in waiting.values { waiter.continuation.resume(returning: .failure(proposed)) }
+        waiting.removeAll()
     }
 
     // MARK: roles
@@ -414,15 +423,12 @@ public actor RelayEngine {
             metrics.role(role)
             if lastRole == .leader {
                 stopDelivering()
-                for proposal in proposals { proposal.continuation.resume(returning: .failure(.notLeader(leader: raft.leaderID))) }
-                proposals.removeAll()
                 // Entries of the lost term may still commit under the next leader, or may not:
                 // answer now rather than at the commit timeout, so clients retry elsewhere at
                 // once. A retry of an entry that did commit is a byte-identical duplicate.
-                for waiter in waiting.values {
-                    waiter.continuation.resume(returning: .failure(.outcomeUnknown("leadership was lost before the entry committed")))
-                }
-                waiting.removeAll()
+                failEveryWaitingClient(
+                    queued: .notLeader(leader: raft.leaderID),
+                    proposed: .outcomeUnknown("leadership was lost before the entry committed"))
             }
             lastRole = role
         }
@@ -488,7 +494,10 @@ public actor RelayEngine {
     /// One attempt: commit the intent (in a cluster), send while the lease holds, commit the
     /// outcome. The key stays in flight in the scheduler throughout.
     private func deliver(_ event: QueuedEvent, term: Term, intent: DeliveryIntent?) async {
-        defer { deliveries[event.number] = nil }
+        defer {
+            deliveries[event.number] = nil
+            if deliveries.isEmpty { endDrainWait() }
+        }
         if let intent {
             let opened = await outcome(of: .openIntent(intent))
             guard schedulerTerm == term, scheduler != nil else { return }
@@ -587,10 +596,15 @@ public actor RelayEngine {
         deliveriesStopped = true
         // Each delivery ends by the upstream timeout; committing its outcome needs a majority,
         // which may be gone (the last node of a cluster stopping): wait for that only so long.
-        let deliveriesDeadline =
-            environment.monotonicMilliseconds() + configuration.upstreamTimeoutMilliseconds + 2 * configuration.electionTimeoutMilliseconds
-        while !deliveries.isEmpty && environment.monotonicMilliseconds() < deliveriesDeadline {
-            try? await Task.sleep(for: .milliseconds(10))
+        let waitMilliseconds = configuration.upstreamTimeoutMilliseconds + 2 * configuration.electionTimeoutMilliseconds
+        if !deliveries.isEmpty {
+            // Woken by the last delivery to end, or by the deadline, whichever comes first.
+            let deadline = Task {
+                try? await Task.sleep(for: .milliseconds(waitMilliseconds))
+                await self.endDrainWait()
+            }
+            await withCheckedContinuation { drainWaiter = $0 }
+            deadline.cancel()
         }
         if raft.role == .leader && raft.members.count > 1 {
             let deadline = environment.monotonicMilliseconds() + 2 * configuration.electionTimeoutMilliseconds
@@ -611,6 +625,13 @@ public actor RelayEngine {
         flushRequested = true
         kickWriter()
         await waitForWriter()
+    }
+
+    /// Wakes `drain`, if it waits for the deliveries in flight. Runs on the actor, so the last
+    /// delivery and the deadline cannot both resume it.
+    private func endDrainWait() {
+        drainWaiter?.resume()
+        drainWaiter = nil
     }
 
     private func waitForWriter() async {

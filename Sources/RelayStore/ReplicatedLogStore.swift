@@ -54,10 +54,25 @@ extension RelayStore {
                 limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber,
                 intents: contents.intents)
             let snapshot = appliedIndex > 0 ? Snapshot(index: appliedIndex, term: appliedTerm, machine: machine) : nil
+            Self.check(appliedIndex: appliedIndex, appliedTerm: appliedTerm, entries: entries)
             return Recovered(
                 durable: DurableState(hardState: hardState, snapshot: snapshot, entries: entries), machine: machine,
                 recovering: try meta("cluster_recovering") == 1, isFresh: try meta("raft_term") == nil)
         }
+    }
+
+    /// What this store writes always reads back this way; anything else is a damaged file or a
+    /// bug in the writer, and running on it could apply a log with a hole or vote in a term it
+    /// already left. The node stops with the reason instead.
+    static func check(appliedIndex: LogIndex, appliedTerm: Term, entries: [Entry<RelayCommand>]) {
+        precondition((appliedIndex == 0) == (appliedTerm == 0), "applied index \(appliedIndex) with applied term \(appliedTerm)")
+        var previous = (index: appliedIndex, term: appliedTerm)
+        for entry in entries {
+            precondition(entry.index == previous.index + 1, "the log has a hole: entry \(entry.index) follows \(previous.index)")
+            precondition(entry.term >= previous.term, "entry \(entry.index) has term \(entry.term), after term \(previous.term)")
+            previous = (entry.index, entry.term)
+        }
+        // The queue tables are checked by `RelayStateMachine`'s own init.
     }
 
     /// Writes the steps in order, in one transaction, synced before this returns.

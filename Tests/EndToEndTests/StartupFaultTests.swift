@@ -70,4 +70,29 @@ import Testing
         #expect(await squatter.terminate() == 0)
         await upstream.stop()
     }
+
+    @Test func aStoreThatReadsBackDamagedStopsTheNodeWithTheReason() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.setDefaultReply(.status(503))
+        let data = TestSupport.temporaryDirectory("damaged") + "/data"
+        let earlier = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
+        try await RelayClient.with(baseURL: earlier.url) { client in
+            let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "queued-before"))
+            #expect(response.status == 202)
+        }
+        #expect(await earlier.terminate() == 0)
+        // Damage the file as no write of the store ever leaves it: an applied index with no term.
+        let edit = try await CommandResult.run(
+            "/usr/bin/sqlite3", [data + "/pdrelay.sqlite", "UPDATE meta SET value = 0 WHERE name = 'applied_term'"], environment: [:])
+        #expect(edit.status == 0, "\(edit.stderr)")
+
+        let damaged = try await CommandResult.run(
+            "pdrelay", ["serve"],
+            environment: ["PDRELAY_DATA_DIRECTORY": data, "PDRELAY_LISTEN_PORT": "0", "PDRELAY_UPSTREAM_URL": await upstream.baseURL])
+        #expect(damaged.status != 0)
+        #expect(damaged.stderr.contains("with applied term 0"), "\(damaged.stderr.suffix(3_000))")
+        #expect(!damaged.stderr.contains("role changed"), "the engine ran on a damaged store")
+        await upstream.stop()
+    }
 }

@@ -26,7 +26,9 @@ struct CommandResult {
     ) async throws -> CommandResult {
         let process = Process()
         if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-        process.executableURL = TestSupport.binDirectory.appendingPathComponent(tool)
+        // One of this package's executables, or a system tool given by its absolute path.
+        process.executableURL =
+            tool.hasPrefix("/") ? URL(fileURLWithPath: tool) : TestSupport.binDirectory.appendingPathComponent(tool)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
         let directory = TestSupport.temporaryDirectory("cli")
