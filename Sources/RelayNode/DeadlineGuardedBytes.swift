@@ -9,7 +9,9 @@
 /// closes: PagerDuty got at most the headers and processes nothing.
 struct DeadlineGuardedBytes: Collection, Sendable {
     let bytes: [UInt8]
-    let sendBy: ContinuousClock.Instant
+    /// On the node's monotonic clock (`NodeEnvironment.monotonicMilliseconds`), read by `now`.
+    let sendByMilliseconds: Int64
+    let now: @Sendable () -> Int64
 
     var startIndex: Int { bytes.startIndex }
     var endIndex: Int { bytes.endIndex }
@@ -17,7 +19,7 @@ struct DeadlineGuardedBytes: Collection, Sendable {
     func index(after index: Int) -> Int { bytes.index(after: index) }
 
     func withContiguousStorageIfAvailable<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result? {
-        guard ContinuousClock.now < sendBy else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        guard now() < sendByMilliseconds else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
         return try bytes.withUnsafeBufferPointer(body)
     }
 }

@@ -511,18 +511,18 @@ public actor RelayEngine {
                     event.key, retryAtMilliseconds: environment.monotonicMilliseconds() + configuration.heartbeatIntervalMilliseconds)
             }
         }
-        // The deadline counts from before the lease check, so a pause between the two can only
-        // shorten it: the send starts while the lease holds, before any later leader took office,
-        // and no byte leaves after the deadline (`DeadlineGuardedBytes`).
-        let sendBy = ContinuousClock.now + .milliseconds(configuration.upstreamTimeoutMilliseconds)
+        // The deadline counts from the clock reading the lease check is made at: the send starts
+        // while the lease holds, before any later leader took office, and no byte leaves after
+        // the deadline (`DeadlineGuardedBytes`, which reads the same clock).
         let started = environment.monotonicMilliseconds()
+        let sendBy = started + configuration.upstreamTimeoutMilliseconds
         guard raft.term == term, raft.mayStartDelivery(now: started) else {
             // The lease ran short (or leadership is gone): try again next heartbeat, with a new intent.
             return release(event.key, retryAtMilliseconds: started + configuration.heartbeatIntervalMilliseconds)
         }
         upstreamInFlight += 1
         metrics.upstreamInFlight(upstreamInFlight)
-        let response = await upstream.send(event, term: term, sendBy: sendBy)
+        let response = await upstream.send(event, term: term, sendByMilliseconds: sendBy)
         upstreamInFlight -= 1
         metrics.upstreamInFlight(upstreamInFlight)
         let finished = environment.monotonicMilliseconds()

@@ -22,7 +22,7 @@ public enum RelayNode {
         let lock = try DataDirectoryLock(directory: configuration.dataDirectory)
         let store = try RelayStore(directory: configuration.dataDirectory)
         let recovered = try await store.recover(limits: configuration.queue)
-        let upstream = try UpstreamClient(configuration: configuration)
+        let upstream = try UpstreamClient(configuration: configuration, monotonicMilliseconds: environment.monotonicMilliseconds)
         let metrics = NodeMetrics()
         let engine = try RelayEngine(
             recovered: recovered, store: store, upstream: upstream, configuration: configuration, environment: environment,

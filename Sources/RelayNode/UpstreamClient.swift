@@ -12,8 +12,11 @@ final class UpstreamClient: Sendable {
     private let httpClient: HTTPClient
     private let baseURL: String
     private let timeout: TimeAmount
+    /// The node's monotonic clock, for the send deadline.
+    private let monotonicMilliseconds: @Sendable () -> Int64
 
-    init(configuration: RelayConfiguration) throws {
+    init(configuration: RelayConfiguration, monotonicMilliseconds: @escaping @Sendable () -> Int64) throws {
+        self.monotonicMilliseconds = monotonicMilliseconds
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = configuration.upstreamCAFile {
             tls.additionalTrustRoots = [.file(caFile)]
@@ -33,15 +36,17 @@ final class UpstreamClient: Sendable {
 
     /// Sends one event; `term` is the leadership term it is sent in, in a header so that a
     /// recording upstream (the tests' mock) can check fencing. PagerDuty ignores it.
-    /// `sendBy` is the send deadline on the monotonic clock: the fencing rule needs every byte of
-    /// the event to leave before it (see `DeadlineGuardedBytes`).
-    func send(_ event: QueuedEvent, term: UInt64, sendBy: ContinuousClock.Instant) async -> UpstreamResponse {
+    /// `sendByMilliseconds` is the send deadline on the node's monotonic clock: the fencing rule
+    /// needs every byte of the event to leave before it (see `DeadlineGuardedBytes`).
+    func send(_ event: QueuedEvent, term: UInt64, sendByMilliseconds: Int64) async -> UpstreamResponse {
         var request = HTTPClientRequest(url: baseURL + event.kind.upstreamPath)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "pdrelay/\(RelayVersion.current)")
         request.headers.add(name: "X-PDRelay-Term", value: String(term))
-        request.body = .bytes(DeadlineGuardedBytes(bytes: event.body, sendBy: sendBy), length: .known(Int64(event.body.count)))
+        request.body = .bytes(
+            DeadlineGuardedBytes(bytes: event.body, sendByMilliseconds: sendByMilliseconds, now: monotonicMilliseconds),
+            length: .known(Int64(event.body.count)))
         do {
             let response = try await httpClient.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: 64 * 1_024)
@@ -50,7 +55,7 @@ final class UpstreamClient: Sendable {
                 detail: String(decoding: body.readableBytesView.prefix(Self.maxDetailBytes), as: UTF8.self))
         } catch let error as HTTPClientError where error == .deadlineExceeded {
             return UpstreamResponse(statusCode: nil, detail: "no answer within \(timeout.nanoseconds / 1_000_000) ms")
-        } catch let error as HTTPClientError where error == .bodyLengthMismatch && ContinuousClock.now >= sendBy {
+        } catch let error as HTTPClientError where error == .bodyLengthMismatch && monotonicMilliseconds() >= sendByMilliseconds {
             return UpstreamResponse(statusCode: nil, detail: "not sent: the process was held past the send deadline (paused?)")
         } catch {
             return UpstreamResponse(statusCode: nil, detail: "\(error)".prefix(Self.maxDetailBytes).description)

@@ -12,8 +12,9 @@ import Testing
 @Suite struct SendDeadlineTests {
     @Test func theGuardedBodyWithholdsItsBytesOnceTheDeadlineHasPassed() {
         let bytes = Array(#"{"event_action":"trigger"}"#.utf8)
-        let live = DeadlineGuardedBytes(bytes: bytes, sendBy: .now + .seconds(60))
-        let expired = DeadlineGuardedBytes(bytes: bytes, sendBy: .now - .milliseconds(1))
+        let clock = NodeEnvironment.live.monotonicMilliseconds
+        let live = DeadlineGuardedBytes(bytes: bytes, sendByMilliseconds: clock() + 60_000, now: clock)
+        let expired = DeadlineGuardedBytes(bytes: bytes, sendByMilliseconds: clock() - 1, now: clock)
         // How AsyncHTTPClient turns a small body into the buffer it writes.
         #expect(Array(ByteBufferAllocator().buffer(bytes: live).readableBytesView) == bytes)
         #expect(ByteBufferAllocator().buffer(bytes: expired).readableBytes == 0)
@@ -24,19 +25,20 @@ import Testing
         try await upstream.start()
         var configuration = RelayConfiguration()
         configuration.upstreamURL = await upstream.baseURL
-        let client = try UpstreamClient(configuration: configuration)
+        let clock = NodeEnvironment.live.monotonicMilliseconds
+        let client = try UpstreamClient(configuration: configuration, monotonicMilliseconds: clock)
         let body = TestSupport.alert(dedupKey: "too-late")
         let event = QueuedEvent(
             number: 1, kind: .alert, action: .trigger, key: OrderingKey(routingKey: TestSupport.routingKey(), dedupKey: "too-late"),
             body: body, fingerprint: [], receivedAtMilliseconds: 0)
 
-        let late = await client.send(event, term: 1, sendBy: .now - .milliseconds(1))
+        let late = await client.send(event, term: 1, sendByMilliseconds: clock() - 1)
         #expect(late.statusCode == nil)
         #expect(late.detail.contains("not sent"), "\(late.detail)")
 
         // The in-time send is the marker: a late request that leaked would have reached the
         // mock before it, so exactly one request means the late one never went out.
-        let inTime = await client.send(event, term: 1, sendBy: .now + .seconds(5))
+        let inTime = await client.send(event, term: 1, sendByMilliseconds: clock() + 5_000)
         #expect(inTime.statusCode == 202)
         #expect(await upstream.deliveries.map(\.dedupKey) == ["too-late"])
         try await client.shutdown()
