@@ -165,7 +165,8 @@ let package = Package(
         ),
         .target(name: "RelayTestSupport", path: "Tests/Support/RelayTestSupport"),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "SeededRandom", "RelayTestSupport"]),
-        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore"]),
+        // testdata/: the protocol transcripts TranscriptTests runs (read from the source tree).
+        .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore"], exclude: ["testdata"]),
         .testTarget(name: "RelayReplicationTests", dependencies: ["RelayReplication", "ClusterCore", "RelayCore"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator"]),
         .testTarget(name: "MockPagerDutyTests", dependencies: ["MockPagerDuty"]),
