@@ -8,6 +8,20 @@ import Testing
 /// Operator mistakes at startup fail fast, with one clear line, and touch nothing: a second
 /// process on a live node's data directory, and a node whose port is taken.
 @Suite(.serialized) struct StartupFaultTests {
+    /// A data directory whose queue holds one event, left by a node the upstream refused (the
+    /// upstream keeps refusing until the caller says otherwise).
+    func dataDirectoryWithAQueuedEvent(_ name: String, upstream: MockPagerDuty) async throws -> String {
+        await upstream.setDefaultReply(.status(503))
+        let data = TestSupport.temporaryDirectory(name) + "/data"
+        let earlier = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
+        try await RelayClient.with(baseURL: earlier.url) { client in
+            let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "queued-before"))
+            #expect(response.status == 202)
+        }
+        #expect(await earlier.terminate() == 0)
+        return data
+    }
+
     @Test func aSecondProcessOnALiveDataDirectoryIsRefusedAndTheFirstKeepsDelivering() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()
@@ -37,15 +51,7 @@ import Testing
     @Test func aNodeWhosePortIsTakenExitsQuicklyHavingDeliveredNothing() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()
-        // A queue with an event in it, left by a node the upstream refused.
-        await upstream.setDefaultReply(.status(503))
-        let data = TestSupport.temporaryDirectory("port") + "/data"
-        let earlier = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
-        try await RelayClient.with(baseURL: earlier.url) { client in
-            let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "queued-before"))
-            #expect(response.status == 202)
-        }
-        #expect(await earlier.terminate() == 0)
+        let data = try await dataDirectoryWithAQueuedEvent("port", upstream: upstream)
         await upstream.setDefaultReply(.accept)
         let requestsBefore = await upstream.deliveries.count
 
@@ -74,14 +80,7 @@ import Testing
     @Test func aStoreThatReadsBackDamagedStopsTheNodeWithTheReason() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()
-        await upstream.setDefaultReply(.status(503))
-        let data = TestSupport.temporaryDirectory("damaged") + "/data"
-        let earlier = try await RelayProcess(dataDirectory: data, upstreamURL: await upstream.baseURL)
-        try await RelayClient.with(baseURL: earlier.url) { client in
-            let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "queued-before"))
-            #expect(response.status == 202)
-        }
-        #expect(await earlier.terminate() == 0)
+        let data = try await dataDirectoryWithAQueuedEvent("damaged", upstream: upstream)
         // Damage the file as no write of the store ever leaves it: an applied index with no term.
         let edit = try await CommandResult.run(
             "/usr/bin/sqlite3", [data + "/pdrelay.sqlite", "UPDATE meta SET value = 0 WHERE name = 'applied_term'"], environment: [:])
