@@ -12,6 +12,8 @@ import ClusterCore
 /// - `propose NODE V…`: NODE proposes the commands V…;
 /// - `deliver FROM->TO` (or `deliver all`): the messages waiting on that link, in order;
 /// - `drop FROM->TO` (or `drop all`): they are lost;
+/// - `duplicate FROM->TO` (or `duplicate all`): each waits there twice, as a retrying network
+///   delivers it;
 /// - `crash NODE`, `restart NODE`: NODE stops (what waits for it is lost), and starts again from
 ///   what it wrote;
 /// - `status`: each node's role, term, leader, log and commit index.
@@ -65,6 +67,11 @@ struct TranscriptCluster {
                 lines += process(message.to, nodes[message.to]!.receive(message, now: now))
             }
             return lines.isEmpty ? ["nothing waits on that link"] : lines
+        case "duplicate":
+            let link = try self.link(arguments)
+            let copies = waiting.filter { link.matches($0) }
+            waiting += copies
+            return copies.map { "duplicated " + Self.describe($0) }
         case "crash":
             let id = try node(arguments, 0)
             nodes[id] = nil
