@@ -317,7 +317,23 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     // MARK: message handling
 
+    /// Every message goes first through the term rule, then to the handler of the role it is
+    /// meant for: vote requests to any node, vote answers to (pre-)candidates, the leader's
+    /// messages to followers, and followers' answers to the leader.
     private mutating func handle(_ message: Message<Machine>, now: Int64) {
+        guard adoptNewerTerm(of: message, now: now) else { return }
+        switch message.body {
+        case .preVoteRequest, .voteRequest: answerVoteRequest(message, now: now)
+        case .preVoteResponse, .voteResponse: countVote(message, now: now)
+        case .append, .installSnapshot, .heartbeat, .timeoutNow: followLeader(message, now: now)
+        case .appendResponse, .snapshotResponse, .heartbeatResponse: trackFollower(message, now: now)
+        }
+    }
+
+    /// A message of a newer term moves this node into it (as a follower), except the ones that
+    /// must not: pre-votes, and a vote request while this node still hears its leader. False
+    /// when the message is to be ignored entirely.
+    private mutating func adoptNewerTerm(of message: Message<Machine>, now: Int64) -> Bool {
         if message.term > term {
             switch message.body {
             case .preVoteRequest:
@@ -329,7 +345,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 // even adopting the term. This is what makes the lease safe, and keeps a node
                 // rejoining from a partition from deposing a healthy leader. A transfer is the
                 // exception: the leader gave its lease up before asking for it.
-                if inLeaseOfLeader(now: now) && !transfer { return }
+                if inLeaseOfLeader(now: now) && !transfer { return false }
                 becomeFollower(term: message.term, leader: nil, now: now)
             case .append, .installSnapshot, .heartbeat:
                 becomeFollower(term: message.term, leader: message.from, now: now)
@@ -337,6 +353,11 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 becomeFollower(term: message.term, leader: nil, now: now)
             }
         }
+        return true
+    }
+
+    /// Any role: a (pre-)candidate asks for this node's vote.
+    private mutating func answerVoteRequest(_ message: Message<Machine>, now: Int64) {
         switch message.body {
         case .preVoteRequest(let lastIndex, let lastTerm):
             let granted =
@@ -348,10 +369,6 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             // after a frozen leader, a split cost a second election timeout in one of ten runs.
             if granted { resetElectionTimer(now: now) }
             send(to: message.from, term: granted ? message.term : term, .preVoteResponse(granted: granted))
-        case .preVoteResponse(let granted):
-            guard role == .preCandidate, message.term == term + 1, granted else { return }
-            votes.insert(message.from)
-            if votes.count >= majority { startElection(now: now) }
         case .voteRequest(let lastIndex, let lastTerm, _):
             guard message.term == term else {
                 send(to: message.from, term: term, .voteResponse(granted: false))
@@ -366,10 +383,30 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 resetElectionTimer(now: now)
             }
             send(to: message.from, term: term, .voteResponse(granted: granted))
+        default:
+            preconditionFailure("\(message.body) is not for answerVoteRequest")
+        }
+    }
+
+    /// A (pre-)candidate counts the answers to its requests.
+    private mutating func countVote(_ message: Message<Machine>, now: Int64) {
+        switch message.body {
+        case .preVoteResponse(let granted):
+            guard role == .preCandidate, message.term == term + 1, granted else { return }
+            votes.insert(message.from)
+            if votes.count >= majority { startElection(now: now) }
         case .voteResponse(let granted):
             guard role == .candidate, message.term == term, granted else { return }
             votes.insert(message.from)
             if votes.count >= majority { becomeLeader(now: now) }
+        default:
+            preconditionFailure("\(message.body) is not for countVote")
+        }
+    }
+
+    /// A follower (or a node about to become one) takes what its leader sends.
+    private mutating func followLeader(_ message: Message<Machine>, now: Int64) {
+        switch message.body {
         case .append(let prevIndex, let prevTerm, let entries, let leaderCommit, let round):
             guard message.term == term else {
                 send(to: message.from, term: term, .appendResponse(success: false, matchIndex: 0, round: round))
@@ -379,20 +416,6 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             leaderCommitIndex = max(leaderCommitIndex, leaderCommit)
             handleAppend(
                 from: message.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, leaderCommit: leaderCommit, round: round)
-        case .appendResponse(let success, let match, let round):
-            guard role == .leader, message.term == term else { return }
-            recordContact(from: message.from, round: round, now: now)
-            appendProgressAt[message.from] = now
-            if success {
-                appendsInFlight[message.from] = max(0, (appendsInFlight[message.from] ?? 0) - 1)
-                raiseMatch(of: message.from, to: match)
-                advanceCommit()
-            } else {
-                // Whatever else is in flight to it follows the rejected one and fails too.
-                appendsInFlight[message.from] = 0
-                nextIndex[message.from] = max(1, min(nextIndex[message.from] ?? 1, match + 1))
-            }
-            replicate(to: message.from)
         case .installSnapshot(let snapshot, let round):
             guard message.term == term else {
                 send(to: message.from, term: term, .snapshotResponse(matchIndex: 0, round: round))
@@ -412,14 +435,6 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             }
             checkCaughtUp()
             send(to: message.from, term: term, .snapshotResponse(matchIndex: max(snapshot.index, commitIndex), round: round))
-        case .snapshotResponse(let match, let round):
-            guard role == .leader, message.term == term else { return }
-            recordContact(from: message.from, round: round, now: now)
-            appendProgressAt[message.from] = now
-            appendsInFlight[message.from] = 0
-            raiseMatch(of: message.from, to: match)
-            advanceCommit()
-            replicate(to: message.from)
         case .heartbeat(let leaderCommit, let round):
             guard message.term == term else {
                 send(to: message.from, term: term, .heartbeatResponse(lastIndex: log.lastIndex, round: round))
@@ -435,6 +450,39 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             }
             checkCaughtUp()
             send(to: message.from, term: term, .heartbeatResponse(lastIndex: log.lastIndex, round: round))
+        case .timeoutNow:
+            guard message.term == term, role == .follower, mayVote else { return }
+            startElection(now: now, transfer: true)
+        default:
+            preconditionFailure("\(message.body) is not for followLeader")
+        }
+    }
+
+    /// The leader learns what a follower holds.
+    private mutating func trackFollower(_ message: Message<Machine>, now: Int64) {
+        switch message.body {
+        case .appendResponse(let success, let match, let round):
+            guard role == .leader, message.term == term else { return }
+            recordContact(from: message.from, round: round, now: now)
+            appendProgressAt[message.from] = now
+            if success {
+                appendsInFlight[message.from] = max(0, (appendsInFlight[message.from] ?? 0) - 1)
+                raiseMatch(of: message.from, to: match)
+                advanceCommit()
+            } else {
+                // Whatever else is in flight to it follows the rejected one and fails too.
+                appendsInFlight[message.from] = 0
+                nextIndex[message.from] = max(1, min(nextIndex[message.from] ?? 1, match + 1))
+            }
+            replicate(to: message.from)
+        case .snapshotResponse(let match, let round):
+            guard role == .leader, message.term == term else { return }
+            recordContact(from: message.from, round: round, now: now)
+            appendProgressAt[message.from] = now
+            appendsInFlight[message.from] = 0
+            raiseMatch(of: message.from, to: match)
+            advanceCommit()
+            replicate(to: message.from)
         case .heartbeatResponse(let lastIndex, let round):
             guard role == .leader, message.term == term else { return }
             recordContact(from: message.from, round: round, now: now)
@@ -454,9 +502,8 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                 nextIndex[message.from] = lastIndex + 1
             }
             if (matchIndex[message.from] ?? 0) < log.lastIndex { replicate(to: message.from) }
-        case .timeoutNow:
-            guard message.term == term, role == .follower, mayVote else { return }
-            startElection(now: now, transfer: true)
+        default:
+            preconditionFailure("\(message.body) is not for trackFollower")
         }
     }
 
