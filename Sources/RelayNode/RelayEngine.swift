@@ -600,7 +600,8 @@ public actor RelayEngine {
         if !deliveries.isEmpty {
             // Woken by the last delivery to end, or by the deadline, whichever comes first.
             let deadline = Task {
-                try? await Task.sleep(for: .milliseconds(waitMilliseconds))
+                // Cancelled once the last delivery has woken `drain`: nothing is left to wake.
+                do { try await Task.sleep(for: .milliseconds(waitMilliseconds)) } catch { return }
                 await self.endDrainWait()
             }
             await withCheckedContinuation { drainWaiter = $0 }

@@ -62,8 +62,8 @@ extension RelayStore {
     }
 
     /// What this store writes always reads back this way; anything else is a damaged file or a
-    /// bug in the writer, and running on it could apply a log with a hole or vote in a term it
-    /// already left. The node stops with the reason instead.
+    /// bug in the writer, and running on it could apply a log with a hole, or with terms out of
+    /// order. The node stops with the reason instead.
     static func check(appliedIndex: LogIndex, appliedTerm: Term, entries: [Entry<RelayCommand>]) {
         precondition((appliedIndex == 0) == (appliedTerm == 0), "applied index \(appliedIndex) with applied term \(appliedTerm)")
         var previous = (index: appliedIndex, term: appliedTerm)

@@ -77,31 +77,21 @@ struct ClusterRig {
         }
     }
 
-    /// The node every reachable node agrees leads (and that says so itself).
-    func leader(timeout: Duration = .seconds(30)) async throws -> Int {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            for (node, client) in nodes {
-                if let view = try? await client.get("/v1/cluster").json, view["role"] as? String == "leader" { return node }
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw RigFailure("no leader within \(timeout)")
-    }
-
-    /// A leader other than `node`: after `node` was killed, the one the others elected.
-    func leader(otherThan node: Int, timeout: Duration = .seconds(30)) async throws -> Int {
-        var successor: Int?
-        try await Self.waitUntil("a leader other than node \(node)", timeout: timeout) {
-            for (candidate, client) in nodes where candidate != node {
+    /// A node that says it leads, other than `excluded` (after `excluded` was killed or cut
+    /// off: the one the others elected).
+    func leader(otherThan excluded: Int? = nil, timeout: Duration = .seconds(30)) async throws -> Int {
+        var found: Int?
+        let what = excluded.map { "a leader other than node \($0)" } ?? "a leader"
+        try await Self.waitUntil(what, timeout: timeout) {
+            for (node, client) in nodes where node != excluded {
                 if let view = try? await client.get("/v1/cluster").json, view["role"] as? String == "leader" {
-                    successor = candidate
+                    found = node
                     return true
                 }
             }
             return false
         }
-        return successor!
+        return found!
     }
 
     /// Waits until the clients have `count` more acknowledgements than now: traffic flows.
