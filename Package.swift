@@ -47,21 +47,30 @@ let package = Package(
         // The glue that replicates the relay's state machine: its conformance, the per-key
         // upstream fence of a leader's term, and the wire encoding of messages and snapshots.
         .target(name: "RelayReplication", dependencies: ["ClusterCore", "RelayCore"]),
+        // Pure core of the node: every decision of the engine (when to write, send, answer,
+        // deliver, give up) as a state machine that returns actions. The node's `RelayEngine`
+        // and the simulator both carry out its actions; neither decides anything of its own.
+        .target(
+            name: "EngineCore",
+            dependencies: [
+                "ClusterCore", "RelayCore", "RelayReplication", .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         // A seeded, single-threaded world that drives copies of the cluster core through faults.
         .target(
             name: "ClusterSimulator",
             dependencies: [
-                "ClusterCore", "RelayCore", "RelayReplication", "SeededRandom",
+                "ClusterCore", "EngineCore", "RelayCore", "RelayReplication", "SeededRandom",
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         // Durable storage of the replicated log and the state machine, one SQLite file per node.
-        .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore", "ClusterCore", "RelayReplication"]),
+        .target(name: "RelayStore", dependencies: ["CSQLite", "RelayCore", "ClusterCore", "EngineCore", "RelayReplication"]),
         // The node: configuration, the engine (group commit + delivery), HTTP ingest and operations.
         .target(
             name: "RelayNode",
             dependencies: [
-                "RelayCore", "ClusterCore", "RelayReplication", "RelayStore",
+                "RelayCore", "ClusterCore", "EngineCore", "RelayReplication", "RelayStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -98,7 +107,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "pdrelay-sim",
-            dependencies: ["ClusterCore", "ClusterSimulator", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "ClusterCore", "ClusterSimulator", "EngineCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "pd-send",
@@ -168,11 +179,12 @@ let package = Package(
         // testdata/: the protocol transcripts TranscriptTests runs (read from the source tree).
         .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore"], exclude: ["testdata"]),
         .testTarget(name: "RelayReplicationTests", dependencies: ["RelayReplication", "ClusterCore", "RelayCore"]),
-        .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator"]),
+        .testTarget(name: "EngineCoreTests", dependencies: ["EngineCore", "ClusterCore", "RelayCore", "RelayReplication"]),
+        .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator", "EngineCore"]),
         .testTarget(name: "MockPagerDutyTests", dependencies: ["MockPagerDuty"]),
         .testTarget(
             name: "LoadTestKitTests", dependencies: ["LoadTestKit", "MockPagerDuty", "RelayCore"]),
-        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "RelayCore", "RelayTestSupport"]),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "EngineCore", "RelayCore", "RelayTestSupport"]),
         .testTarget(
             name: "RelayNodeTests",
             dependencies: [

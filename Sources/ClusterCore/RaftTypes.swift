@@ -141,20 +141,40 @@ extension DurableState {
     /// state, truncation, entries, then the snapshot (which may cover entries of the same Ready).
     public mutating func write(_ ready: RaftNode<Machine>.Ready) {
         if let hardState = ready.hardState { self.hardState = hardState }
-        if let after = ready.truncateAfter { entries.removeAll { $0.index > after } }
-        for entry in ready.entries {
+        if let after = ready.truncateAfter { truncate(after: after) }
+        append(ready.entries)
+        if let snapshot = ready.snapshot { keep(snapshot) }
+    }
+
+    /// Drops the entries after `index`.
+    public mutating func truncate(after index: LogIndex) {
+        entries.removeAll { $0.index > index }
+    }
+
+    /// Writes entries in index order, each replacing whatever was at its index and after.
+    public mutating func append(_ newEntries: [Entry<Machine.Command>]) {
+        for entry in newEntries {
             entries.removeAll { $0.index >= entry.index }
             let last = entries.last?.index ?? snapshot?.index ?? 0
             precondition(entry.index == last + 1, "entry \(entry.index) written after \(last)")
             entries.append(entry)
         }
-        if let snapshot = ready.snapshot {
-            let agrees = entries.contains { $0.index == snapshot.index && $0.term == snapshot.term }
-            entries = agrees ? entries.filter { $0.index > snapshot.index } : []
-            self.snapshot = snapshot
-        }
+    }
+
+    /// Keeps `snapshot`, and the entries after it if the log agrees with it there.
+    public mutating func keep(_ snapshot: Snapshot<Machine>) {
+        let agrees = entries.contains { $0.index == snapshot.index && $0.term == snapshot.term }
+        entries = agrees ? entries.filter { $0.index > snapshot.index } : []
+        self.snapshot = snapshot
     }
 
     /// The last index on disk.
     public var lastIndex: LogIndex { entries.last?.index ?? snapshot?.index ?? 0 }
+
+    /// Whether the disk holds entry `index` of `term`, itself or inside the snapshot.
+    public func holds(index: LogIndex, term: Term) -> Bool {
+        if let snapshot, index <= snapshot.index { return true }
+        guard let first = entries.first?.index, index >= first, index - first < LogIndex(entries.count) else { return false }
+        return entries[Int(index - first)].term == term
+    }
 }

@@ -1,3 +1,4 @@
+import EngineCore
 import Hummingbird
 import RelayCore
 

@@ -10,6 +10,9 @@ public struct NodeEnvironment: Sendable {
     public var jitter: @Sendable () -> Double
     /// A fresh dedup_key for a trigger that came without one.
     public var newKey: @Sendable () -> String
+    /// Seeds the Raft node's election timer (and the snapshot sender's transfer ids): nodes
+    /// started together must not time out together.
+    public var seed: @Sendable () -> UInt64 = { UInt64.random(in: .min ... .max) }
     /// A gap longer than this between two looks at the clock (normally 10 ms apart) means the
     /// process was frozen. It matches HAProxy's `timeout server` in deploy/haproxy.cfg: a request
     /// held longer than that has been retried on another node. (Tests that run nodes inside a

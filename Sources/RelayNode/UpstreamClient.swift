@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EngineCore
 import Foundation
 import NIOCore
 import NIOSSL

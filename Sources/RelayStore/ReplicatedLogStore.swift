@@ -1,4 +1,5 @@
 import ClusterCore
+import EngineCore
 import RelayCore
 import RelayReplication
 
@@ -6,22 +7,6 @@ import RelayReplication
 /// state. The queue and dedup tables hold the state machine at `applied_index`, so they double
 /// as the snapshot: a restart rebuilds the machine from them and replays the entries after it.
 extension RelayStore {
-    /// One durable change, in the order the core's `Ready` contract lists them. A batch of
-    /// steps is written in one synced transaction.
-    public enum Step: Sendable {
-        case hardState(HardState)
-        case truncate(after: LogIndex)
-        case entries([Entry<RelayCommand>])
-        /// The store writes of applied entries, through `index` of `term`.
-        case applied(index: LogIndex, term: Term, [StoreMutation])
-        /// A snapshot received from the leader replaces the whole state.
-        case install(Snapshot<RelayStateMachine>)
-        /// Entries up to here are applied and in the tables: the log no longer needs them.
-        case compact(through: LogIndex)
-        /// Set while a node that lost its disk catches up; it must not vote meanwhile.
-        case recovering(Bool)
-    }
-
     /// What a node restarts from.
     public struct Recovered: Sendable {
         public let durable: DurableState<RelayStateMachine>
@@ -76,7 +61,7 @@ extension RelayStore {
     }
 
     /// Writes the steps in order, in one transaction, synced before this returns.
-    public func write(_ steps: [Step]) async throws {
+    public func write(_ steps: [StoreStep]) async throws {
         guard !steps.isEmpty else { return }
         try await run { store in
             try store.transaction {
@@ -94,7 +79,7 @@ extension RelayStore {
         if connection.changes < Self.maxCompactedEntriesPerWrite { compactionTarget = 0 }
     }
 
-    private func apply(_ step: Step) throws {
+    private func apply(_ step: StoreStep) throws {
         let s = statements
         switch step {
         case .hardState(let hardState):
@@ -122,8 +107,9 @@ extension RelayStore {
             s.termAt.bind([.integer(Int64(snapshot.index))])
             let agrees = try s.termAt.step() && Term(s.termAt.int64(0)) == snapshot.term
             try (agrees ? s.compactLog : s.truncateLog).run([.integer(agrees ? Int64(snapshot.index) : -1)])
-        case .compact(let index):
-            compactionTarget = max(compactionTarget, Int64(index))
+        case .compact(let snapshot):
+            // The tables already hold this state (and more): only the log's prefix goes.
+            compactionTarget = max(compactionTarget, Int64(snapshot.index))
         case .recovering(let recovering):
             try s.putMeta.run([.text("cluster_recovering"), .integer(recovering ? 1 : 0)])
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterCore
 import ClusterSimulator
+import EngineCore
 import Foundation
 
 /// Runs the cluster simulator: many seeds with a summary, or one seed with a readable trace.
@@ -8,7 +9,7 @@ import Foundation
 struct SimulatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pdrelay-sim",
-        abstract: "Drive the cluster core through seeded fault schedules and check its invariants.",
+        abstract: "Drive the node's engine core through seeded fault schedules and check its invariants.",
         discussion: """
             Each seed draws its own fault mix (message loss, duplication, delay, partitions, crashes with \
             lost writes, empty-disk restarts, pauses longer than the lease, a failing upstream), runs a fault \
@@ -18,13 +19,17 @@ struct SimulatorCommand: ParsableCommand {
     @Option(help: "Run this many seeds, starting at --first-seed.") var seeds = 100
     @Option(help: "The first seed of a sweep.") var firstSeed: UInt64 = 1
     @Option(help: "Run only this seed, and print its trace.") var seed: UInt64?
-    @Option(help: "Switch on a deliberate protocol bug (debug builds only): \(FaultName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(
+        help:
+            "Switch on a deliberate protocol or engine bug (debug builds only): \(FaultName.allCases.map(\.rawValue).joined(separator: ", "))."
+    )
     var fault: FaultName?
     @Flag(help: "Stop the sweep at the first failing seed.") var stopAtFirstFailure = false
 
     func run() throws {
         var options = Simulation.Options()
-        options.faults = fault?.faults ?? .none
+        options.faults = fault?.protocolFaults ?? .none
+        options.engineFaults = fault?.engineFaults ?? .none
         if let seed {
             options.trace = true
             options.onTrace = { FileHandle.standardError.write(Data("  \($0)\n".utf8)) }
@@ -77,8 +82,12 @@ enum FaultName: String, CaseIterable, ExpressibleByArgument {
     case deliverWithoutLeaseCheck = "deliver-without-lease-check"
     case forgetVoteOnRestart = "forget-vote-on-restart"
     case ignoreOpenIntents = "ignore-open-intents"
+    case answerBeforeApplied = "answer-before-applied"
+    case releaseKeyBeforeOutcomeDurable = "release-key-before-outcome-durable"
+    case acknowledgeBeforeSync = "acknowledge-before-sync"
+    case countOwnUnsyncedEntry = "count-own-unsynced-entry"
 
-    var faults: ProtocolFaults {
+    var protocolFaults: ProtocolFaults {
         switch self {
         case .commitBeforeMajority: .commitBeforeMajority
         case .skipElectionRestriction: .skipElectionRestriction
@@ -86,6 +95,17 @@ enum FaultName: String, CaseIterable, ExpressibleByArgument {
         case .deliverWithoutLeaseCheck: .deliverWithoutLeaseCheck
         case .forgetVoteOnRestart: .forgetVoteOnRestart
         case .ignoreOpenIntents: .ignoreOpenIntents
+        default: .none
+        }
+    }
+
+    var engineFaults: EngineFaults {
+        switch self {
+        case .answerBeforeApplied: .answerBeforeApplied
+        case .releaseKeyBeforeOutcomeDurable: .releaseKeyBeforeOutcomeDurable
+        case .acknowledgeBeforeSync: .acknowledgeBeforeSync
+        case .countOwnUnsyncedEntry: .countOwnUnsyncedEntry
+        default: .none
         }
     }
 }

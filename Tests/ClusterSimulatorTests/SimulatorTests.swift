@@ -1,5 +1,6 @@
 import ClusterCore
 import ClusterSimulator
+import EngineCore
 import Foundation
 import Testing
 
@@ -63,25 +64,39 @@ import Testing
     }
 
     #if DEBUG
+        /// A deliberate bug and the one invariant that must catch it: a bug caught by another
+        /// invariant means a check is weaker than it should be, or the bug does something else.
+        struct PlantedBug: Sendable, CustomTestStringConvertible {
+            let name: String
+            var protocolFaults: ProtocolFaults = .none
+            var engineFaults: EngineFaults = .none
+            let caughtBy: String
+            var testDescription: String { name }
+        }
+
+        static let plantedBugs: [PlantedBug] = [
+            PlantedBug(name: "commit before a majority", protocolFaults: .commitBeforeMajority, caughtBy: "commit durability"),
+            PlantedBug(name: "skip the election restriction", protocolFaults: .skipElectionRestriction, caughtBy: "leader completeness"),
+            PlantedBug(name: "a lease that ignores drift", protocolFaults: .leaseIgnoresDrift, caughtBy: "lease safety"),
+            PlantedBug(name: "deliver without a lease check", protocolFaults: .deliverWithoutLeaseCheck, caughtBy: "fencing"),
+            PlantedBug(name: "forget the vote on restart", protocolFaults: .forgetVoteOnRestart, caughtBy: "election safety"),
+            PlantedBug(name: "ignore open intents", protocolFaults: .ignoreOpenIntents, caughtBy: "fencing"),
+            PlantedBug(name: "answer before applied", engineFaults: .answerBeforeApplied, caughtBy: "answer after apply"),
+            PlantedBug(
+                name: "release a key before its outcome is durable", engineFaults: .releaseKeyBeforeOutcomeDurable,
+                caughtBy: "outcome before next attempt"),
+            PlantedBug(name: "acknowledge before sync", engineFaults: .acknowledgeBeforeSync, caughtBy: "durable before acknowledged"),
+            PlantedBug(name: "count an own unsynced entry", engineFaults: .countOwnUnsyncedEntry, caughtBy: "commit durability"),
+        ]
+
         /// Each deliberate bug must be caught within the CI budget of 1,000 seeds, by the
         /// invariant it breaks. The search stops at the first seed that catches it; the closing
         /// note of the work lists how many seeds each took.
-        @Test(
-            .serialized,
-            arguments: [
-                (
-                    ProtocolFaults.commitBeforeMajority,
-                    ["state machine safety", "leader completeness", "no acknowledged event lost", "log matching"]
-                ),
-                (.skipElectionRestriction, ["leader completeness", "state machine safety", "log matching"]),
-                (.leaseIgnoresDrift, ["lease safety"]),
-                (.deliverWithoutLeaseCheck, ["fencing", "order"]),
-                (.forgetVoteOnRestart, ["election safety"]),
-                (.ignoreOpenIntents, ["fencing"]),
-            ])
-        func theSimulatorCatchesADeliberateBug(_ fault: ProtocolFaults, by invariants: [String]) async {
+        @Test(.serialized, arguments: plantedBugs)
+        func theSimulatorCatchesADeliberateBug(_ bug: PlantedBug) async {
             var options = Simulation.Options()
-            options.faults = fault
+            options.faults = bug.protocolFaults
+            options.engineFaults = bug.engineFaults
             // Each of these bugs shows within 9 simulated seconds of its catching seed; the
             // search stops a second later, which makes it about three times cheaper.
             options.safetyOnlyUntilMilliseconds = options.faultPhaseMilliseconds + 4_000
@@ -93,10 +108,10 @@ import Testing
                 }
                 return nil
             }
-            #expect(caught != nil, "fault \(fault.rawValue) went unnoticed for 1,000 seeds")
+            #expect(caught != nil, "\(bug.name) went unnoticed for 1,000 seeds")
             if let caught {
-                print("fault \(fault.rawValue) caught at seed \(caught.seed): \(caught.violation)")
-                #expect(invariants.contains { caught.violation.hasPrefix($0) }, "caught by another invariant: \(caught.violation)")
+                print("\(bug.name): caught at seed \(caught.seed): \(caught.violation)")
+                #expect(caught.violation.hasPrefix(bug.caughtBy + ":"), "caught by another invariant: \(caught.violation)")
             }
         }
     #endif

@@ -1,4 +1,5 @@
 import ClusterCore
+import EngineCore
 import RelayCore
 import Testing
 

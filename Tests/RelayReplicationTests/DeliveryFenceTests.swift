@@ -9,8 +9,8 @@ import Testing
     let timing = ClusterTiming(maxClockDrift: 0.05, upstreamTimeoutMilliseconds: 10_000, deliveryMarginMilliseconds: 50)
     let key = OrderingKey(routingKey: "r", dedupKey: "k")
 
-    func fence(term: Term = 4, intentsRequired: Bool = true, faults: ProtocolFaults = .none) -> DeliveryFence {
-        DeliveryFence(term: term, officeStartMilliseconds: 1_000, timing: timing, intentsRequired: intentsRequired, faults: faults)
+    func fence(term: Term = 4, faults: ProtocolFaults = .none) -> DeliveryFence {
+        DeliveryFence(term: term, officeStartMilliseconds: 1_000, timing: timing, faults: faults)
     }
 
     @Test func theHoldOutlastsTheOldLeadersDeadlineOnAFasterClock() {
@@ -26,12 +26,9 @@ import Testing
         #expect(fence().earliestStartMilliseconds(openIntent: nil) == nil)
     }
 
-    @Test func aLoneNodeNeedsNoIntents() {
-        let older = DeliveryIntent(key: key, eventNumber: 1, term: 3, attempt: 1)
-        #expect(fence(intentsRequired: false).earliestStartMilliseconds(openIntent: older) == nil)
+    @Test func everySendHasAnIntentOfItsTerm() {
         let event = QueuedEvent(
             number: 1, kind: .alert, action: .trigger, key: key, body: [], fingerprint: [], receivedAtMilliseconds: 0)
-        #expect(fence(intentsRequired: false).intent(for: event) == nil)
         #expect(fence().intent(for: event) == DeliveryIntent(key: key, eventNumber: 1, term: 4, attempt: 1))
     }
 

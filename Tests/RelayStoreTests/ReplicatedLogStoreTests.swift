@@ -1,4 +1,5 @@
 import ClusterCore
+import EngineCore
 import Foundation
 import RelayCore
 import RelayTestSupport
@@ -41,7 +42,7 @@ import Testing
                 ]),
                 // Entry 4 was never committed, and a new leader replaced it.
                 .truncate(after: 3), .entries([Entry(term: 3, index: 4, command: accept("three"))]),
-                .applied(index: 2, term: 3, effects.mutations), .compact(through: 2), .recovering(true),
+                .applied(index: 2, term: 3, effects.mutations), .compact(Snapshot(index: 2, term: 3, machine: machine)), .recovering(true),
             ])
         }
         let recovered = try await RelayStore(directory: directory).recover(limits: limits)
@@ -60,7 +61,10 @@ import Testing
         let count = 3 * RelayStore.maxCompactedEntriesPerWrite + 5
         try await store.write([.entries((1...count).map { Entry(term: 1, index: LogIndex($0), command: accept("e\($0)")) })])
         let rows = { try await store.run { try $0.connection.scalar("SELECT count(*) FROM raft_log") ?? -1 } }
-        try await store.write([.applied(index: LogIndex(count - 1), term: 1, []), .compact(through: LogIndex(count - 1))])
+        try await store.write([
+            .applied(index: LogIndex(count - 1), term: 1, []),
+            .compact(Snapshot(index: LogIndex(count - 1), term: 1, machine: RelayStateMachine(limits: limits))),
+        ])
         #expect(try await rows() == count - RelayStore.maxCompactedEntriesPerWrite)
         // Later transactions, whatever they carry, drop the rest, a share each.
         for _ in 0..<3 { try await store.write([.recovering(false)]) }

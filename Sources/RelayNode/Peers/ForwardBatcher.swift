@@ -1,4 +1,5 @@
 import ClusterCore
+import EngineCore
 import NIOConcurrencyHelpers
 import RelayCore
 

@@ -1,4 +1,5 @@
 import ClusterCore
+import EngineCore
 import Hummingbird
 import RelayCore
 import RelayReplication

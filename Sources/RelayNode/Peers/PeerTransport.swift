@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ClusterCore
 import DequeModule
+import EngineCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,4 +1,5 @@
 import ClusterCore
+import EngineCore
 import RelayCore
 
 /// The small binary answers of the peer API, beside `MessageCodec`'s batches.

@@ -1,0 +1,21 @@
+import ClusterCore
+import RelayCore
+import RelayReplication
+
+/// One durable change, in the order the core's `Ready` contract lists them. The engine hands a
+/// batch of steps to its store as one synced transaction (`EngineAction.write`).
+public enum StoreStep: Sendable {
+    case hardState(HardState)
+    case truncate(after: LogIndex)
+    case entries([Entry<RelayCommand>])
+    /// The store writes of applied entries, through `index` of `term`.
+    case applied(index: LogIndex, term: Term, [StoreMutation])
+    /// A snapshot received from the leader replaces the whole state.
+    case install(Snapshot<RelayStateMachine>)
+    /// Entries up to the snapshot's index are applied and in the tables: the log no longer needs
+    /// them. (The SQLite store's tables already hold that state; a store without tables, such as
+    /// the simulator's disk, keeps the snapshot itself.)
+    case compact(Snapshot<RelayStateMachine>)
+    /// Set while a node that lost its disk catches up; it must not vote meanwhile.
+    case recovering(Bool)
+}

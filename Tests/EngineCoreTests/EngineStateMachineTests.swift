@@ -1,0 +1,189 @@
+import ClusterCore
+import EngineCore
+import RelayCore
+import RelayReplication
+import Testing
+
+/// The engine's decisions, input by input: what it asks to write, send and answer, and when.
+/// These pin the rules the simulator's invariants check across thousands of schedules.
+@Suite struct EngineStateMachineTests {
+    static let timing = ClusterTiming(
+        heartbeatIntervalMilliseconds: 50, minimumElectionTimeoutMilliseconds: 500, maxClockDrift: 0.01, upstreamTimeoutMilliseconds: 300,
+        deliveryMarginMilliseconds: 20)
+
+    static func settings() -> EngineSettings {
+        EngineSettings(
+            timing: timing, commitTimeoutMilliseconds: 1_000, maxCommitBatchEvents: 16, deliveryConcurrency: 4,
+            retry: RetryPolicy(initialBackoffMilliseconds: 10, maxBackoffMilliseconds: 100, maxAttempts: 3), readinessMaxLagEntries: 100,
+            freezeThresholdMilliseconds: 1_000, afterFreezeGraceMilliseconds: 200, snapshotThresholdEntries: 1_000)
+    }
+
+    static func engine(id: NodeID = 1, members: [NodeID] = [1]) -> EngineStateMachine {
+        let raft = RaftNode(
+            id: id, members: members, timing: timing, initialMachine: RelayStateMachine(limits: .init()), durable: nil, seed: 7, now: 0,
+            snapshotThresholdEntries: 1_000)
+        return EngineStateMachine(raft: raft, settings: settings(), recovering: false, awaitingDiskDecision: false)
+    }
+
+    static func accept(_ dedupKey: String, at now: Int64 = 0) -> RelayCommand {
+        let body = Array(#"{"routing_key":"engineroutingkey0000000000000001","event_action":"resolve","dedup_key":"\#(dedupKey)"}"#.utf8)
+        let event = try! EventValidator.validate(body: body, api: .v2Alert).get()
+        return .accept(Acceptance(event, assignedKey: "unused", receivedAtMilliseconds: now))
+    }
+
+    /// Ticks a single node until it leads, completing each write it asks for.
+    static func leader() -> (EngineStateMachine, now: Int64) {
+        var engine = engine()
+        var now: Int64 = 0
+        while engine.raft.role != .leader {
+            now += 10
+            precondition(now < 10_000, "no leader")
+            var actions = engine.tick(now: now)
+            while actions.contains { $0.isWrite } { actions = engine.writeCompleted(now: now) }
+        }
+        return (engine, now)
+    }
+
+    @Test func aClientHearsBackOnlyAfterItsEntryIsWrittenAndApplied() {
+        var (engine, now) = Self.leader()
+        let submitted = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        #expect(submitted.contains { $0.isWrite })
+        #expect(!submitted.contains { $0.isAnswer })
+        now += 1
+        let written = engine.writeCompleted(now: now)
+        let answers = written.compactMap(\.answer)
+        #expect(answers.count == 1)
+        #expect(answers.first?.0 == 1)
+        guard case .success(.accepted(let key, _))? = answers.first?.1 else {
+            Issue.record("expected an acceptance, got \(answers)")
+            return
+        }
+        #expect(key == "a")
+    }
+
+    @Test func aFollowerAcknowledgesOnlyAfterItsWrite() {
+        var follower = Self.engine(id: 2, members: [1, 2, 3])
+        let entries = [Entry<RelayCommand>(term: 1, index: 1, command: Self.accept("a"))]
+        let append = Message<RelayStateMachine>(
+            from: 1, to: 2, term: 1, body: .append(prevLogIndex: 0, prevLogTerm: 0, entries: entries, leaderCommit: 0, round: 1))
+        let received = follower.receive([append], now: 5)
+        #expect(received.contains { $0.isWrite })
+        #expect(!received.flatMap(\.sent).contains { if case .appendResponse = $0.body { true } else { false } })
+        let written = follower.writeCompleted(now: 6)
+        #expect(
+            written.flatMap(\.sent).contains { if case .appendResponse(success: true, matchIndex: 1, _) = $0.body { true } else { false } })
+    }
+
+    @Test func aLeadersAppendsLeaveBeforeItsOwnWrite() {
+        // Node 1 of three wins an election with node 2's vote.
+        var engine = Self.engine(id: 1, members: [1, 2, 3])
+        var now: Int64 = 0
+        while engine.raft.role != .leader {
+            now += 10
+            precondition(now < 10_000, "no leader")
+            var pending = engine.tick(now: now)
+            while !pending.isEmpty {
+                let action = pending.removeFirst()
+                if action.isWrite { pending += engine.writeCompleted(now: now) }
+                for message in action.sent {
+                    switch message.body {
+                    case .preVoteRequest:
+                        pending += engine.receive(
+                            [.init(from: 2, to: 1, term: message.term, body: .preVoteResponse(granted: true))], now: now)
+                    case .voteRequest:
+                        pending += engine.receive([.init(from: 2, to: 1, term: message.term, body: .voteResponse(granted: true))], now: now)
+                    default: break
+                    }
+                }
+            }
+        }
+        let submitted = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        let firstWrite = submitted.firstIndex(where: \.isWrite)
+        let firstAppend = submitted.firstIndex { $0.sent.contains { $0.isBulk } }
+        guard let firstWrite, let firstAppend else {
+            Issue.record("expected a write and an append, got \(submitted)")
+            return
+        }
+        #expect(firstAppend < firstWrite)
+    }
+
+    @Test func aFailedWriteFailsEveryWaitingClientAndStopsWriting() {
+        var (engine, now) = Self.leader()
+        _ = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        // A second command waits for the first write.
+        let queued = engine.submit(Self.accept("b"), request: 2, holdDeadlineMilliseconds: nil, now: now)
+        #expect(!queued.contains { $0.isWrite })
+        now += 1
+        let failed = engine.writeFailed("disk full", now: now)
+        let answers = failed.compactMap(\.answer).sorted { $0.0 < $1.0 }
+        #expect(answers.map(\.0) == [1, 2])
+        #expect(answers.allSatisfy { if case .failure(.storeFailed) = $0.1 { true } else { false } })
+        let later = engine.submit(Self.accept("c"), request: 3, holdDeadlineMilliseconds: nil, now: now)
+        #expect(!later.contains { $0.isWrite })
+        #expect(later.compactMap(\.answer).first.map { if case .failure(.storeFailed) = $0.1 { true } else { false } } == true)
+    }
+
+    @Test func aCommandNotCommittedInTimeIsAnsweredOutcomeUnknown() {
+        var engine = Self.engine(id: 1, members: [1, 2, 3])
+        // A follower takes no commands at all.
+        let refused = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: 0)
+        #expect(refused.compactMap(\.answer).first.map { if case .failure(.notLeader) = $0.1 { true } else { false } } == true)
+        // A lone leader whose write never completes: the tick after the commit timeout answers.
+        var (leader, now) = Self.leader()
+        _ = leader.submit(Self.accept("a"), request: 7, holdDeadlineMilliseconds: nil, now: now)
+        let early = leader.tick(now: now + 999)
+        #expect(early.compactMap(\.answer).isEmpty)
+        now += 1_000
+        let late = leader.tick(now: now)
+        #expect(
+            late.compactMap(\.answer).first.map { $0.0 == 7 && { if case .failure(.outcomeUnknown) = $0 { true } else { false } }($0.1) }
+                == true)
+    }
+
+    @Test func aHeldRequestIsRefusedAsStaleRatherThanProposedLate() {
+        var (engine, now) = Self.leader()
+        _ = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        // Waits behind the first write; its hold runs out before that write completes.
+        _ = engine.submit(Self.accept("b"), request: 2, holdDeadlineMilliseconds: now + 5, now: now)
+        now += 10
+        let written = engine.writeCompleted(now: now)
+        let answers = Dictionary(uniqueKeysWithValues: written.compactMap(\.answer))
+        #expect(answers[2].map { if case .failure(.staleRequest) = $0 { true } else { false } } == true)
+    }
+
+    @Test func theKeyWaitsForTheOutcomeToBeAppliedBeforeItsNextAttempt() {
+        var (engine, now) = Self.leader()
+        _ = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        var actions = engine.writeCompleted(now: now)
+        // The delivery begins with an intent; once it is written and applied, the send starts.
+        var order: DeliveryOrder?
+        for _ in 0..<10 where order == nil {
+            now += 1
+            actions = actions.contains { $0.isWrite } ? engine.writeCompleted(now: now) : engine.tick(now: now)
+            order = actions.compactMap(\.order).first
+        }
+        guard let order else {
+            Issue.record("no delivery started")
+            return
+        }
+        #expect(order.sendByMilliseconds == now + Self.timing.upstreamTimeoutMilliseconds)
+        _ = engine.submit(Self.accept("a", at: 1), request: 2, holdDeadlineMilliseconds: nil, now: now)
+        now += 1
+        let finished = engine.deliveryFinished(
+            eventNumber: order.event.number, response: UpstreamResponse(statusCode: 202, detail: "ok"), now: now, wallClockMilliseconds: 0,
+            jitter: 0)
+        // The outcome is being written: the key's next event must not start yet.
+        #expect(finished.compactMap(\.order).isEmpty)
+        #expect(engine.deliveriesInFlight == 1)
+    }
+}
+
+extension EngineAction {
+    var isWrite: Bool { if case .write = self { true } else { false } }
+    var isAnswer: Bool { if case .answer = self { true } else { false } }
+    var answer: (RequestID, Result<CommandResult, EngineError>)? {
+        if case .answer(let id, let result) = self { (id, result) } else { nil }
+    }
+    var sent: [Message<RelayStateMachine>] { if case .send(let messages) = self { messages } else { [] } }
+    var order: DeliveryOrder? { if case .startDelivery(let order) = self { order } else { nil } }
+}
