@@ -23,14 +23,20 @@ public struct Acceptance: Sendable, Equatable {
         self.receivedAtMilliseconds = receivedAtMilliseconds
     }
 
-    /// Builds the acceptance for a validated event; `assignedKey` is asked for only when the
-    /// client gave none.
-    public init(_ event: ValidatedEvent, assignedKey: @autoclosure () -> String, receivedAtMilliseconds: Int64) {
-        let dedupKey = event.dedupKey ?? assignedKey()
+    /// Builds the acceptance for a validated event. A trigger without a dedup_key gets one from
+    /// its routing key's template when that renders, which then goes upstream as if the client
+    /// had sent it; otherwise `assignedKey` is asked for.
+    public init(
+        _ event: ValidatedEvent, templates: DedupKeyTemplates = DedupKeyTemplates(), assignedKey: @autoclosure () -> String,
+        receivedAtMilliseconds: Int64
+    ) {
+        let templated =
+            event.dedupKey == nil && event.action == .trigger ? templates.template(for: event.routingKey)?.render(event) : nil
+        let dedupKey = event.dedupKey ?? templated ?? assignedKey()
         self.init(
             kind: event.api.kind, action: event.action,
             key: OrderingKey(routingKey: event.routingKey, dedupKey: dedupKey),
-            keyWasAssigned: event.dedupKey == nil, body: event.upstreamBody(assignedDedupKey: dedupKey),
+            keyWasAssigned: event.dedupKey == nil && templated == nil, body: event.upstreamBody(assignedDedupKey: dedupKey),
             fingerprint: event.fingerprint, receivedAtMilliseconds: receivedAtMilliseconds)
     }
 }

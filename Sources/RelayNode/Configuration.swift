@@ -32,6 +32,9 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var maxCommitBatchEvents = 2_048
     /// When set, `/v1/queue` requires `Authorization: Bearer <token>`.
     public var adminToken: String?
+    /// Routing key (or `*`) to dedup_key template, for triggers sent without a dedup_key
+    /// (`DedupKeyTemplate`). Empty: such triggers get a random key.
+    public var dedupKeyTemplateTexts: [String: String] = [:]
     public var logLevel = "info"
     public var httpsProxy: String?
     public var noProxy: String?
@@ -122,6 +125,7 @@ public struct RelayConfiguration: Sendable, Equatable {
         if let caFile = upstreamCAFile, !FileManager.default.isReadableFile(atPath: caFile) {
             throw ConfigurationError("upstream_ca_file \(caFile) does not exist or cannot be read")
         }
+        _ = try dedupKeyTemplates
         if let token = adminToken, token.count < 16 {
             throw ConfigurationError("admin_token must be at least 16 characters")
         }
@@ -165,6 +169,11 @@ public struct RelayConfiguration: Sendable, Equatable {
                 "snapshot_chunk_bytes must be 1024…\(Self.maxSnapshotChunkBytes): each chunk is one peer request, retried whole after a reset"
             )
         }
+    }
+
+    /// The parsed `dedup_key_templates` (`validate` has checked that they parse).
+    public var dedupKeyTemplates: DedupKeyTemplates {
+        get throws(ConfigurationError) { try DedupKeyTemplates(dedupKeyTemplateTexts) }
     }
 
     public var usesPeerTLS: Bool { peerTLSCertificateFile != nil }
@@ -238,7 +247,12 @@ extension RelayConfiguration {
         let secrets = values.keys.filter(Self.secretSettings.contains).sorted()
         if !secrets.isEmpty { try Self.requireOwnerOnly(path, holding: secrets) }
         for (name, value) in values.sorted(by: { $0.key < $1.key }) {
-            let text = (value as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } ?? "\(value)"
+            let text: String
+            if let mapping = value as? [String: Any] {
+                text = Setting.jsonText(mapping.mapValues { "\($0)" })
+            } else {
+                text = (value as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } ?? "\(value)"
+            }
             try set(name, to: text, from: "config file \(path)")
         }
     }
@@ -335,6 +349,39 @@ struct Setting: Sendable {
     }
 }
 
+extension Setting {
+    /// A mapping from routing keys (or `*`) to strings, written as a JSON object: the form a YAML
+    /// mapping takes in `PDRELAY_*` variables. Read back with the routing keys masked.
+    static func routingKeyMapping(_ name: String, _ path: WritableKeyPath<RelayConfiguration, [String: String]> & Sendable) -> Setting {
+        Setting(
+            name: name,
+            read: { configuration in
+                let mapping = configuration[keyPath: path]
+                guard !mapping.isEmpty else { return nil }
+                return jsonText(
+                    Dictionary(
+                        mapping.map { key, value in (key == DedupKeyTemplates.anyRoutingKey ? key : RoutingKeyMask.mask(key), value) },
+                        uniquingKeysWith: { first, _ in first }))
+            },
+            write: { configuration, text in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return false }
+                var mapping: [String: String] = [:]
+                for (key, value) in object {
+                    guard let value = value as? String else { return false }
+                    mapping[key] = value
+                }
+                configuration[keyPath: path] = mapping
+                return true
+            })
+    }
+
+    static func jsonText(_ mapping: [String: String]) -> String {
+        let data =
+            (try? JSONSerialization.data(withJSONObject: mapping, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
 extension RelayConfiguration {
     static let settings: [Setting] = [
         .string("listen_host", \.listenHost),
@@ -354,6 +401,7 @@ extension RelayConfiguration {
         .integer("max_event_bytes", \.maxEventBytes),
         .integer("max_commit_batch_events", \.maxCommitBatchEvents),
         .optional("admin_token", \.adminToken),
+        .routingKeyMapping("dedup_key_templates", \.dedupKeyTemplateTexts),
         .string("log_level", \.logLevel),
         .optional("https_proxy", \.httpsProxy),
         .optional("no_proxy", \.noProxy),

@@ -8,6 +8,7 @@ struct IngestRoutes: Sendable {
     let commands: CommandRouter
     let environment: NodeEnvironment
     let limits: ValidationLimits
+    let dedupKeyTemplates: DedupKeyTemplates
     let metrics: NodeMetrics
 
     static let paths: [(String, IngestAPI)] = [
@@ -45,7 +46,9 @@ struct IngestRoutes: Sendable {
             metrics.rejected(error.reason)
             return JSONResponses.error(.badRequest, error)
         }
-        let acceptance = Acceptance(event, assignedKey: environment.newKey(), receivedAtMilliseconds: environment.wallClockMilliseconds())
+        let acceptance = Acceptance(
+            event, templates: dedupKeyTemplates, assignedKey: environment.newKey(),
+            receivedAtMilliseconds: environment.wallClockMilliseconds())
         do {
             switch try await commands.submit(.accept(acceptance), receivedAtMilliseconds: receivedAt) {
             case .accepted(let dedupKey, _):

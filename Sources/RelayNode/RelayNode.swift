@@ -89,7 +89,10 @@ public enum RelayNode {
         router.add(middleware: JSONErrorMiddleware())
         var limits = ValidationLimits.pagerDuty
         limits.maxEventBytes = configuration.maxEventBytes
-        IngestRoutes(commands: commands, environment: environment, limits: limits, metrics: metrics).register(on: router)
+        IngestRoutes(
+            commands: commands, environment: environment, limits: limits, dedupKeyTemplates: try configuration.dedupKeyTemplates,
+            metrics: metrics
+        ).register(on: router)
         OperationsRoutes(
             engine: engine, metrics: metrics, queueHighWaterEvents: configuration.queueHighWaterEvents,
             readinessMaxLagEntries: configuration.readinessMaxLagEntries, members: members, transfers: transfers

@@ -66,6 +66,8 @@ import Testing
         ("upstream_url: ftp://example.com\n", "upstream_url must be an http:// or https:// URL"),
         ("listen_host: 0.0.0.0\n", "set admin_token"),
         ("queue_high_water_events: 200000\n", "queue_high_water_events must be between 1 and max_queued_events"),
+        ("dedup_key_templates:\n  \"*\": \"{host}\"\n", "names '{host}'; use {class}, {component}"),
+        ("dedup_key_templates: \"{source}\"\n", "setting 'dedup_key_templates' in config file"),
     ])
     func unsafeOrUnknownSettingsAreRefusedWithAReason(_ yaml: String, _ expected: String) throws {
         let path = try write(yaml, mode: 0o600)
@@ -80,6 +82,22 @@ import Testing
         #expect(!configuration.summary.contains("correct-horse"))
         #expect(!configuration.summary.contains("secret@"))
         #expect(configuration.summary.contains("admin_token=****"))
+    }
+
+    @Test func dedupKeyTemplatesComeFromAYAMLMappingOrAJSONVariableAndShowMasked() throws {
+        let routingKey = TestSupport.routingKey()
+        let path = try write("dedup_key_templates:\n  \"*\": \"{source}/{class}\"\n  \(routingKey): \"{group}\"\n", mode: 0o600)
+        let fromFile = try RelayConfiguration.load(file: path, environment: [:])
+        #expect(fromFile.dedupKeyTemplateTexts == ["*": "{source}/{class}", routingKey: "{group}"])
+        #expect(!fromFile.summary.contains(routingKey), "routing keys are credentials")
+        #expect(fromFile.summary.contains(RoutingKeyMask.mask(routingKey)))
+        let fromEnvironment = try RelayConfiguration.load(
+            file: path, environment: ["PDRELAY_DEDUP_KEY_TEMPLATES": #"{"*": "{source}"}"#])
+        #expect(fromEnvironment.dedupKeyTemplateTexts == ["*": "{source}"])
+        let error = message {
+            _ = try RelayConfiguration.load(file: nil, environment: ["PDRELAY_DEDUP_KEY_TEMPLATES": "{source}"])
+        }
+        #expect(error.contains("setting 'dedup_key_templates' in PDRELAY_DEDUP_KEY_TEMPLATES has an invalid value"), "got: \(error)")
     }
 
     @Test func everySettingIsDocumented() throws {

@@ -82,6 +82,29 @@ import Testing
         }
     }
 
+    @Test func aKeylessTriggerGetsItsRoutingKeysTemplatedKeySoRepeatsShareAnIncident() async throws {
+        try await TestNode.run(configure: { $0.dedupKeyTemplateTexts = ["*": "{source}/{class}"] }) { node in
+            func trigger(_ summary: String, source: String) -> [UInt8] {
+                TestSupport.alert(extra: ["payload": ["summary": summary, "source": source, "severity": "error", "class": "disk"]])
+            }
+            let first = try await node.send(trigger("disk 91% full", source: "db-1"))
+            let again = try await node.send(trigger("disk 97% full", source: "db-1"))
+            let other = try await node.send(trigger("disk 91% full", source: "db-2"))
+            #expect([first, again, other].map(\.status) == [202, 202, 202])
+            #expect(first.json?["dedup_key"] as? String == "db-1/disk")
+            #expect(again.json?["dedup_key"] as? String == "db-1/disk")
+            #expect(other.json?["dedup_key"] as? String == "db-2/disk")
+            // Without the class field the template cannot render: a random key, as before.
+            let unrendered = try await node.send(TestSupport.alert(summary: "no class"))
+            let randomKey = try #require(unrendered.json?["dedup_key"] as? String)
+            #expect(randomKey.count == 32)
+            // The client resolves by the key it was told; that resolve is the marker for order.
+            _ = try await node.send(TestSupport.alert("resolve", dedupKey: "db-1/disk"))
+            let db1 = try await node.upstream.waitForAccepted(5).filter { $0.dedupKey == "db-1/disk" }
+            #expect(db1.map(\.action) == ["trigger", "trigger", "resolve"])
+        }
+    }
+
     @Test func v1EventsGetV1AnswersAndGoUpstreamAsV2() async throws {
         try await TestNode.run { node in
             let v1 =

@@ -97,7 +97,7 @@ final class PeerTransport: Sendable {
             environment: environment)
         self.client = client
         var links: [NodeID: PeerLink] = [:]
-        let encodings = SnapshotEncodings()
+        let encodings = SnapshotEncodings(newID: environment.seed)
         let requestTimeoutMilliseconds = max(2_000, 2 * configuration.electionTimeoutMilliseconds)
         for member in members where member.id != configuration.nodeID {
             let snapshots = SnapshotSender(

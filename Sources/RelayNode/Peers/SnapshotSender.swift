@@ -25,6 +25,11 @@ final class SnapshotEncodings: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    /// Draws each encoding's transfer id (`NodeEnvironment.seed`): a follower tells a new
+    /// transfer from the resumption of an old one by it.
+    private let newID: @Sendable () -> UInt64
+
+    init(newID: @escaping @Sendable () -> UInt64) { self.newID = newID }
 
     func encoded(_ snapshot: Snapshot<RelayStateMachine>) -> Encoded {
         let cached = state.withLockedValue { $0.newest }
@@ -33,7 +38,7 @@ final class SnapshotEncodings: Sendable {
             encoded = cached
         } else {
             encoded = Encoded(
-                index: snapshot.index, term: snapshot.term, id: UInt64.random(in: 1 ... .max),
+                index: snapshot.index, term: snapshot.term, id: max(1, newID()),
                 bytes: MessageCodec.encode(snapshot: snapshot))
         }
         keep(encoded)

@@ -27,7 +27,14 @@ public final class LocalCluster: @unchecked Sendable {
         environment["PDRELAY_EXTRA_SETTINGS"] = settings.joined(separator: "\n")
         if let peerProxyBase { environment["PDRELAY_PEER_PROXY_BASE"] = String(peerProxyBase) }
         self.environment = environment
-        try await run("start")
+        do {
+            try await run("start")
+        } catch {
+            // A start that failed half-way (say, node 3's port was taken) leaves nodes 1 and 2
+            // and HAProxy running; nothing else would ever stop them.
+            await stop()
+            throw error
+        }
     }
 
     public var loadBalancerURL: String { "http://127.0.0.1:\(basePort)" }
