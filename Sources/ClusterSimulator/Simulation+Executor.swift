@@ -22,8 +22,16 @@ extension Simulation {
         switch action {
         case .write(let steps):
             for case .entries(let entries) in steps {
-                for case .openIntent(let intent)? in entries.map(\.command) {
-                    checkOutcomeBeforeNextAttempt(key: intent.key, eventNumber: intent.eventNumber, term: intent.term, on: id)
+                for entry in entries {
+                    switch entry.command {
+                    case .recordAttempt(let number, _)?:
+                        noteOutcomeLogged(eventNumber: number, on: id)
+                    case .openIntent(let intent)?:
+                        checkOutcomeBeforeNextAttempt(
+                            key: intent.key, eventNumber: intent.eventNumber, term: intent.term, isIntent: true, on: id)
+                    default:
+                        break
+                    }
                 }
             }
             // One write at a time, in order: the next starts when the disk is free.
@@ -41,7 +49,7 @@ extension Simulation {
         case .answer(let request, let result):
             answered(request, result, on: id)
         case .startDelivery(let order):
-            checkOutcomeBeforeNextAttempt(key: order.event.key, eventNumber: order.event.number, term: order.term, on: id)
+            checkOutcomeBeforeNextAttempt(key: order.event.key, eventNumber: order.event.number, term: order.term, isIntent: false, on: id)
             if !healed, nodes[id - 1].pausedUntil == nil, Double(random.next() % 1_000) / 1_000 < mix.pauseAfterIntentShare {
                 // Frozen between the engine's decision and the first byte: the moment the
                 // send deadline is for.
@@ -202,7 +210,7 @@ extension Simulation {
         }
         let local = localTime(id)
         let event = delivery.event
-        nodes[id - 1].awaitingOutcome[event.key] = (event.number, delivery.term, local)
+        nodes[id - 1].awaitingOutcome[event.key] = (event.number, delivery.term, local, false)
         let jitter = Double(random.next() % 1_000) / 1_000
         let wallClock = now
         drive(id) {

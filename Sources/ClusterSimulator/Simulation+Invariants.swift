@@ -118,14 +118,23 @@ extension Simulation {
         )
     }
 
-    /// A key's next attempt of a term (its intent, then its send) waits until the outcome of its
-    /// last one is applied, or until that outcome's commit has timed out.
-    mutating func checkOutcomeBeforeNextAttempt(key: OrderingKey, eventNumber: UInt64, term: Term, on id: NodeID) {
+    /// A key's next attempt of a term waits for the outcome of its last one (or until that
+    /// outcome's commit has timed out): its send, until the outcome is applied; its intent, until
+    /// the outcome's entry is ahead of it in the log, so that the intent cannot commit without it.
+    mutating func checkOutcomeBeforeNextAttempt(key: OrderingKey, eventNumber: UInt64, term: Term, isIntent: Bool, on id: NodeID) {
         guard violation == nil, let waiting = nodes[id - 1].awaitingOutcome[key], waiting.term == term,
-            localTime(id) - waiting.sinceLocal < Self.commitTimeoutMilliseconds
+            localTime(id) - waiting.sinceLocal < Self.commitTimeoutMilliseconds, !(isIntent && waiting.logged)
         else { return }
         violation =
-            "outcome before next attempt: node \(id) started event \(eventNumber) in term \(term) before the outcome of event \(waiting.eventNumber) of the same key was applied"
+            "outcome before next attempt: node \(id) started event \(eventNumber) in term \(term) before the outcome of event \(waiting.eventNumber) of the same key was \(isIntent ? "in its log" : "applied")"
+    }
+
+    /// A leader's write holds entries in log order: an outcome written here precedes whatever
+    /// this term appends after it.
+    mutating func noteOutcomeLogged(eventNumber: UInt64, on id: NodeID) {
+        for (key, waiting) in nodes[id - 1].awaitingOutcome where waiting.eventNumber == eventNumber {
+            nodes[id - 1].awaitingOutcome[key]?.logged = true
+        }
     }
 
     mutating func checkInvariants() {

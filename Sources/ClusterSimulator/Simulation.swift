@@ -61,8 +61,9 @@ public struct Simulation {
         /// Client commands this incarnation was given and has not answered, by request id.
         var requests: [RequestID: (request: Int, acceptance: AcceptanceID)] = [:]
         /// Upstream answers this node was given in a term whose outcome it has not applied yet,
-        /// by key: the key's next request of that term must wait for it.
-        var awaitingOutcome: [OrderingKey: (eventNumber: UInt64, term: Term, sinceLocal: Int64)] = [:]
+        /// by key: the key's next request of that term must wait for it. `logged` once the
+        /// outcome's entry is in this node's log (then an intent may follow it there).
+        var awaitingOutcome: [OrderingKey: (eventNumber: UInt64, term: Term, sinceLocal: Int64, logged: Bool)] = [:]
     }
 
     enum Event {

@@ -20,8 +20,8 @@ public struct EngineFaults: OptionSet, Sendable, Hashable {
     /// A client hears its result once the leader's own disk holds the entry, before it is
     /// committed and applied in its term.
     public static let answerBeforeApplied = EngineFaults(rawValue: 1 << 0)
-    /// A key is released as soon as its upstream answer arrives, before the attempt's outcome
-    /// is committed: the key's next request may start before the outcome is durable.
+    /// A key moves on as soon as its upstream answer arrives: its next event is sent at once,
+    /// before the attempt's outcome (and the next event's intent) is durable.
     public static let releaseKeyBeforeOutcomeDurable = EngineFaults(rawValue: 1 << 1)
     /// Every message of a Ready leaves before its write is synced: a follower acknowledges
     /// entries (and grants votes) its disk does not yet hold.

@@ -59,7 +59,9 @@ public struct EngineStateMachine: Sendable {
     enum Delivery: Sendable {
         case committingIntent(QueuedEvent, term: Term)
         case sending(QueuedEvent, term: Term, startedAt: Int64)
-        case committingOutcome(QueuedEvent, term: Term, retryAt: Int64?, pauseUntil: Int64?, releasedEarly: Bool)
+        /// `next`: the key's next event, whose intent was proposed right behind this outcome and
+        /// which now holds the key.
+        case committingOutcome(QueuedEvent, term: Term, retryAt: Int64?, pauseUntil: Int64?, next: UInt64?)
     }
 
     /// A graceful shutdown's progress: deliveries end, leadership is handed over, the tables
@@ -209,16 +211,25 @@ public struct EngineStateMachine: Sendable {
                 + settings.retry.backoffMilliseconds(afterAttempts: event.attempts + 1, jitter: jitter, retryAfterMilliseconds: retryAfter)
             if response.statusCode == 429 { pauseUntil = retryAt }
         }
-        let releaseEarly = settings.faults.injects(.releaseKeyBeforeOutcomeDurable)
-        if releaseEarly { scheduler?.finished(event.key, retryAtMilliseconds: retryAt, pauseRoutingKeyUntilMilliseconds: pauseUntil) }
-        // The outcome is committed before the key's next event may start: after a crash or a
+        // The key's next event rides behind the outcome: its intent is proposed right after it,
+        // into the same write, so one commit serves both. It can open only once the outcome has
+        // applied (`RelayStateMachine` opens an intent only for the event first for its key, and
+        // the log applies in order), and if the outcome does not commit, neither does it.
+        let next = outcome == .retry ? nil : nextAttempt(after: event, term: term)
+        // The outcome is committed before the key's next event may be sent: after a crash or a
         // failover the relay must never re-send this event behind a later one.
-        deliveries[eventNumber] = .committingOutcome(
-            event, term: term, retryAt: retryAt, pauseUntil: pauseUntil, releasedEarly: releaseEarly)
+        deliveries[eventNumber] = .committingOutcome(event, term: term, retryAt: retryAt, pauseUntil: pauseUntil, next: next?.number)
         proposals.append(
             Proposal(
                 origin: .outcome(eventNumber: eventNumber), command: .recordAttempt(eventNumber: eventNumber, attempt),
                 deadline: now + settings.commitTimeoutMilliseconds, holdDeadline: nil))
+        if let next {
+            if settings.faults.injects(.releaseKeyBeforeOutcomeDurable) {
+                send(next, term: term, now: now)
+            } else {
+                openIntent(for: next, term: term, now: now)
+            }
+        }
         settle(now: now)
         return takeActions()
     }
@@ -560,14 +571,27 @@ public struct EngineStateMachine: Sendable {
         let started = scheduler!.start(
             nowMilliseconds: now, head: { machine.head(of: $0) },
             notBefore: { fence.earliestStartMilliseconds(openIntent: machine.openIntent(for: $0)) })
-        for event in started {
-            // The intent is committed first (per-key fencing); the send waits for it to apply.
-            deliveries[event.number] = .committingIntent(event, term: fence.term)
-            proposals.append(
-                Proposal(
-                    origin: .intent(eventNumber: event.number), command: .openIntent(fence.intent(for: event)),
-                    deadline: now + settings.commitTimeoutMilliseconds, holdDeadline: nil))
+        for event in started { openIntent(for: event, term: fence.term, now: now) }
+    }
+
+    /// Proposes the intent of this term's attempt on `event` (per-key fencing); the send waits
+    /// for it to apply.
+    private mutating func openIntent(for event: QueuedEvent, term: Term, now: Int64) {
+        guard let fence = raft.deliveryFence, fence.term == term else { preconditionFailure("an intent proposed outside term \(term)") }
+        deliveries[event.number] = .committingIntent(event, term: term)
+        proposals.append(
+            Proposal(
+                origin: .intent(eventNumber: event.number), command: .openIntent(fence.intent(for: event)),
+                deadline: now + settings.commitTimeoutMilliseconds, holdDeadline: nil))
+    }
+
+    /// The event that follows `event` on its key, when it may go on at once in `term`: this node
+    /// still leads in that term with its scheduler, and is not draining.
+    private func nextAttempt(after event: QueuedEvent, term: Term) -> QueuedEvent? {
+        guard drain == nil, storeFailure == nil, scheduler != nil, schedulerTerm == term, raft.deliveryFence?.term == term else {
+            return nil
         }
+        return raft.machine.event(following: event.number, of: event.key)
     }
 
     /// Sends one event whose intent is applied, while the lease holds. The
@@ -599,7 +623,15 @@ public struct EngineStateMachine: Sendable {
             }
             switch result {
             case .success(.intentOpened):
-                send(event, term: term, now: now)
+                // Read again: while its intent waited behind the previous outcome, the event was
+                // not yet first for its key, and a later event may have been coalesced into it.
+                // (A purge applied in the same batch, after the intent, may have removed it.)
+                guard let current = raft.machine.event(number: number), current.state == .pending else {
+                    deliveries[number] = nil
+                    release(event.key, retryAtMilliseconds: nil)
+                    return
+                }
+                send(current, term: term, now: now)
             case .success:
                 // Purged, or no longer first for its key: the key's next event may go.
                 deliveries[number] = nil
@@ -609,10 +641,10 @@ public struct EngineStateMachine: Sendable {
                 release(event.key, retryAtMilliseconds: now + settings.timing.heartbeatIntervalMilliseconds)
             }
         case .outcome(let number):
-            guard case .committingOutcome(let event, let term, let retryAt, let pauseUntil, let releasedEarly)? = deliveries[number]
-            else { return }
+            guard case .committingOutcome(let event, let term, let retryAt, let pauseUntil, let next)? = deliveries[number] else { return }
             deliveries[number] = nil
-            guard schedulerTerm == term, scheduler != nil, !releasedEarly else { return }
+            // The key went on to its next event, whose attempt now holds it.
+            guard schedulerTerm == term, scheduler != nil, next.flatMap({ deliveries[$0] }) == nil else { return }
             if case .success = result {
                 scheduler!.finished(event.key, retryAtMilliseconds: retryAt, pauseRoutingKeyUntilMilliseconds: pauseUntil)
             } else {

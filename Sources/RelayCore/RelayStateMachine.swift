@@ -101,6 +101,13 @@ public struct RelayStateMachine: Sendable {
         queues[key]?.first.flatMap { events[$0] }
     }
 
+    /// The event behind `number` on `key`, while `number` is first for it: the one that goes
+    /// next once `number`'s delivery is recorded.
+    public func event(following number: UInt64, of key: OrderingKey) -> QueuedEvent? {
+        guard let queue = queues[key], queue.first == number, queue.count >= 2 else { return nil }
+        return events[queue[queue.index(after: queue.startIndex)]]
+    }
+
     /// Every key with a pending event: where delivery starts after a restart or a leader change.
     public var keysWithPendingEvents: [OrderingKey] { queues.keys.sorted() }
 

@@ -25,8 +25,9 @@ import Testing
         return EngineStateMachine(raft: raft, settings: settings(), recovering: false, awaitingDiskDecision: false)
     }
 
-    static func accept(_ dedupKey: String, at now: Int64 = 0) -> RelayCommand {
-        let body = Array(#"{"routing_key":"engineroutingkey0000000000000001","event_action":"resolve","dedup_key":"\#(dedupKey)"}"#.utf8)
+    static func accept(_ dedupKey: String, at now: Int64 = 0, action: String = "resolve") -> RelayCommand {
+        let body = Array(
+            #"{"routing_key":"engineroutingkey0000000000000001","event_action":"\#(action)","dedup_key":"\#(dedupKey)"}"#.utf8)
         let event = try! EventValidator.validate(body: body, api: .v2Alert).get()
         return .accept(Acceptance(event, assignedKey: "unused", receivedAtMilliseconds: now))
     }
@@ -174,6 +175,57 @@ import Testing
             jitter: 0)
         // The outcome is being written: the key's next event must not start yet.
         #expect(finished.compactMap(\.order).isEmpty)
+        #expect(engine.deliveriesInFlight == 1)
+    }
+
+    @Test func theNextEventsIntentRidesBehindTheOutcomeInOneWrite() {
+        var (engine, now) = Self.leader()
+        var actions = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        var order: DeliveryOrder?
+        for _ in 0..<10 where order == nil {
+            now += 1
+            actions = actions.contains { $0.isWrite } ? engine.writeCompleted(now: now) : engine.tick(now: now)
+            order = actions.compactMap(\.order).first
+        }
+        guard let first = order else {
+            Issue.record("no delivery started")
+            return
+        }
+        // The key's next event is queued (and applied) while the first is on its way.
+        actions += engine.submit(Self.accept("a", at: 1, action: "acknowledge"), request: 2, holdDeadlineMilliseconds: nil, now: now)
+        while !actions.contains(where: { $0.answer?.0 == 2 }) {
+            now += 1
+            actions = engine.writeCompleted(now: now)
+        }
+        now += 1
+        actions = engine.deliveryFinished(
+            eventNumber: first.event.number, response: UpstreamResponse(statusCode: 202, detail: "ok"), now: now, wallClockMilliseconds: 0,
+            jitter: 0)
+        // One write carries the outcome and, behind it, the next event's intent; nothing is sent
+        // before that write is done.
+        var writes: [[String]] = []
+        var next: DeliveryOrder?
+        for _ in 0..<10 where next == nil {
+            next = actions.compactMap(\.order).first
+            for case .write(let steps) in actions {
+                let entries = steps.flatMap { step -> [Entry<RelayCommand>] in if case .entries(let entries) = step { entries } else { [] }
+                }
+                writes.append(
+                    entries.compactMap { entry in
+                        switch entry.command {
+                        case .recordAttempt(let number, _)?: "outcome \(number)"
+                        case .openIntent(let intent)?: "intent \(intent.eventNumber)"
+                        default: nil
+                        }
+                    })
+            }
+            #expect(
+                next == nil || writes.contains { $0.contains("intent \(first.event.number + 1)") }, "sent before its intent was written")
+            now += 1
+            if next == nil { actions = actions.contains { $0.isWrite } ? engine.writeCompleted(now: now) : engine.tick(now: now) }
+        }
+        #expect(next?.event.number == first.event.number + 1)
+        #expect(writes.contains(["outcome \(first.event.number)", "intent \(first.event.number + 1)"]), "writes: \(writes)")
         #expect(engine.deliveriesInFlight == 1)
     }
 }
