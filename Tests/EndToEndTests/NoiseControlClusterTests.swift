@@ -38,7 +38,12 @@ import Testing
                 await rig.upstream.accepted.contains { $0.action == "resolve" && $0.dedupKey == "plc-7/pump-2" }
             }
             let delivered = await rig.upstream.accepted.filter { $0.dedupKey == "plc-7/pump-2" }
-            #expect(Set(delivered.compactMap { $0.json?["payload"] as? [String: Any] }.compactMap { $0["summary"] as? String }).count == 4)
+            // A queued trigger may be replaced by a later one of the same key (coalescing), so
+            // not every summary need arrive; the last trigger's must, and nothing else.
+            let summaries = Set(delivered.compactMap { ($0.json?["payload"] as? [String: Any])?["summary"] as? String })
+            let sent = Set(LocalCluster.nodes.map { "pressure low, seen by node \($0)" } + ["after the kill"])
+            #expect(summaries.contains("after the kill"))
+            #expect(summaries.isSubset(of: sent), "\(summaries)")
             #expect(delivered.last?.action == "resolve")
         }
     }
