@@ -639,8 +639,14 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         return lastTerm > log.lastTerm || (lastTerm == log.lastTerm && lastIndex >= log.lastIndex)
     }
 
+    /// A node back on an empty disk votes again once it has applied what its leader had
+    /// committed, and that commit point holds an entry of the leader's own term. A leader just
+    /// in office may not yet know how far an earlier term committed (its commit index moves
+    /// only with an entry of its own term): catching up to that stale point let an empty-disk
+    /// node vote again while it lacked a committed entry, and a second disk loss then lost the
+    /// entry (simulator seed 5358).
     private mutating func checkCaughtUp() {
-        if !mayVote, let target = catchUpTarget, commitIndex >= target { mayVote = true }
+        if !mayVote, let target = catchUpTarget, commitIndex >= target, log.term(at: commitIndex) == term { mayVote = true }
     }
 
     // MARK: leader work

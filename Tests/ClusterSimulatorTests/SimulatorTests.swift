@@ -23,7 +23,7 @@ import Testing
     /// took the new leader's commit index from a heartbeat up to there, applying an entry the new
     /// leader had replaced. (The fault mixes have grown since, so the older seeds now draw other
     /// schedules; they stay as a fixed sample.)
-    static let regressionSeeds: [UInt64] = [12, 80, 83, 84, 98, 283, 4666, 9818, 17400, 21564]
+    static let regressionSeeds: [UInt64] = [12, 80, 83, 84, 98, 283, 4666, 5358, 9818, 17400, 21564]
 
     @Test(arguments: regressionSeeds)
     func regressionSeedsPass(seed: UInt64) async {
