@@ -7,6 +7,9 @@ public struct DedupKeyTemplates: Sendable, Equatable {
     public static let maxEntries = 1_000
     /// The entry that applies to every routing key without one of its own.
     public static let anyRoutingKey = "*"
+    /// PagerDuty's integration keys have 32 characters; this leaves room for other upstreams'
+    /// while bounding what a config file can hold.
+    static let maxRoutingKeyCharacters = 64
 
     private let byRoutingKey: [String: DedupKeyTemplate]
 
@@ -19,8 +22,9 @@ public struct DedupKeyTemplates: Sendable, Equatable {
         }
         var templates: [String: DedupKeyTemplate] = [:]
         for (routingKey, text) in entries {
-            guard !routingKey.isEmpty, routingKey.utf8.count <= 64 else {
-                throw ConfigurationError("dedup_key_templates: a routing key must have 1 to 64 characters, or be '*'")
+            guard !routingKey.isEmpty, routingKey.utf8.count <= Self.maxRoutingKeyCharacters else {
+                throw ConfigurationError(
+                    "dedup_key_templates: a routing key must have 1 to \(Self.maxRoutingKeyCharacters) characters, or be '*'")
             }
             do {
                 templates[routingKey] = try DedupKeyTemplate(text)
@@ -30,8 +34,6 @@ public struct DedupKeyTemplates: Sendable, Equatable {
         }
         byRoutingKey = templates
     }
-
-    public var isEmpty: Bool { byRoutingKey.isEmpty }
 
     public func template(for routingKey: String) -> DedupKeyTemplate? {
         byRoutingKey[routingKey] ?? byRoutingKey[Self.anyRoutingKey]

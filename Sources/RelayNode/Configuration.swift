@@ -285,7 +285,8 @@ extension RelayConfiguration {
             throw ConfigurationError("unknown setting '\(name)' in \(source); see docs/configuration.md")
         }
         guard setting.write(&self, value) else {
-            throw ConfigurationError("setting '\(name)' in \(source) has an invalid value")
+            throw ConfigurationError(
+                "setting '\(name)' in \(source) has an invalid value\(setting.expects.map { ": expected \($0)" } ?? "")")
         }
     }
 }
@@ -297,6 +298,8 @@ struct Setting: Sendable {
     let name: String
     let read: @Sendable (RelayConfiguration) -> String?
     let write: @Sendable (inout RelayConfiguration, String) -> Bool
+    /// What a valid value looks like, for the error when `write` refuses one.
+    var expects: String? = nil
 
     var environmentName: String { "PDRELAY_" + name.uppercased() }
 
@@ -364,21 +367,25 @@ extension Setting {
                         uniquingKeysWith: { first, _ in first }))
             },
             write: { configuration, text in
-                guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return false }
-                var mapping: [String: String] = [:]
-                for (key, value) in object {
-                    guard let value = value as? String else { return false }
-                    mapping[key] = value
+                // A refusal becomes the "invalid value" error, which says what is expected.
+                do {
+                    configuration[keyPath: path] = try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+                    return true
+                } catch {
+                    return false
                 }
-                configuration[keyPath: path] = mapping
-                return true
-            })
+            },
+            expects: #"a mapping of routing keys (or "*") to strings; in the environment a JSON object such as {"*": "{source}/{class}"}"#)
     }
 
     static func jsonText(_ mapping: [String: String]) -> String {
-        let data =
-            (try? JSONSerialization.data(withJSONObject: mapping, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return String(decoding: try encoder.encode(mapping), as: UTF8.self)
+        } catch {
+            preconditionFailure("a mapping of strings failed to encode as JSON: \(error)")
+        }
     }
 }
 
