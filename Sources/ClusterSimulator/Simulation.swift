@@ -181,7 +181,8 @@ public struct Simulation {
         timing.upstreamTimeoutMilliseconds = mix.upstreamTimeoutMilliseconds
         settings = EngineSettings(
             timing: timing, commitTimeoutMilliseconds: Self.commitTimeoutMilliseconds, maxCommitBatchEvents: 64, deliveryConcurrency: 8,
-            retry: Self.retryPolicy, readinessMaxLagEntries: 1_000, freezeThresholdMilliseconds: 1_000, afterFreezeGraceMilliseconds: 200,
+            retry: Self.retryPolicy, deliveryBudget: .unlimited, readinessMaxLagEntries: 1_000, freezeThresholdMilliseconds: 1_000,
+            afterFreezeGraceMilliseconds: 200,
             snapshotThresholdEntries: 200)
         settings.faults = options.engineFaults
         upstreamMix = mix.upstream

@@ -15,6 +15,9 @@ public struct EngineSettings: Sendable {
     /// Keys with a request out at once, at most.
     public var deliveryConcurrency: Int
     public var retry: RetryPolicy
+    /// Requests a minute per routing key (`DeliveryBudget`): PagerDuty's limit, spent by the
+    /// relay so it is not learnt from 429s.
+    public var deliveryBudget: DeliveryBudget.Policy
     /// A follower further behind than this logs its progress while catching up.
     public var readinessMaxLagEntries: Int
     /// A gap longer than this between two looks at the clock means the process was frozen.
@@ -34,7 +37,8 @@ public struct EngineSettings: Sendable {
 
     public init(
         timing: ClusterTiming, commitTimeoutMilliseconds: Int64, maxCommitBatchEvents: Int, deliveryConcurrency: Int,
-        retry: RetryPolicy, readinessMaxLagEntries: Int, freezeThresholdMilliseconds: Int64, afterFreezeGraceMilliseconds: Int64,
+        retry: RetryPolicy, deliveryBudget: DeliveryBudget.Policy, readinessMaxLagEntries: Int, freezeThresholdMilliseconds: Int64,
+        afterFreezeGraceMilliseconds: Int64,
         snapshotThresholdEntries: Int
     ) {
         precondition(commitTimeoutMilliseconds > 0 && maxCommitBatchEvents > 0 && deliveryConcurrency > 0, "engine limits must be positive")
@@ -43,6 +47,7 @@ public struct EngineSettings: Sendable {
         self.maxCommitBatchEvents = maxCommitBatchEvents
         self.deliveryConcurrency = deliveryConcurrency
         self.retry = retry
+        self.deliveryBudget = deliveryBudget
         self.readinessMaxLagEntries = readinessMaxLagEntries
         self.freezeThresholdMilliseconds = freezeThresholdMilliseconds
         self.afterFreezeGraceMilliseconds = afterFreezeGraceMilliseconds

@@ -211,11 +211,13 @@ public struct EngineStateMachine: Sendable {
                 + settings.retry.backoffMilliseconds(afterAttempts: event.attempts + 1, jitter: jitter, retryAfterMilliseconds: retryAfter)
             if response.statusCode == 429 { pauseUntil = retryAt }
         }
+        // PagerDuty's limit is per routing key: its budget shrinks for every key of it.
+        if response.statusCode == 429 { scheduler?.throttled(event.key.routingKey, nowMilliseconds: now) }
         // The key's next event rides behind the outcome: its intent is proposed right after it,
         // into the same write, so one commit serves both. It can open only once the outcome has
         // applied (`RelayStateMachine` opens an intent only for the event first for its key, and
         // the log applies in order), and if the outcome does not commit, neither does it.
-        let next = outcome == .retry ? nil : nextAttempt(after: event, term: term)
+        let next = outcome == .retry ? nil : nextAttempt(after: event, term: term, now: now)
         // The outcome is committed before the key's next event may be sent: after a crash or a
         // failover the relay must never re-send this event behind a later one.
         deliveries[eventNumber] = .committingOutcome(event, term: term, retryAt: retryAt, pauseUntil: pauseUntil, next: next?.number)
@@ -555,7 +557,7 @@ public struct EngineStateMachine: Sendable {
         if scheduler == nil || schedulerTerm != raft.term {
             // A new term: whatever the last leader left pending starts over, in key order.
             stopDelivering()
-            var fresh = DeliveryScheduler(maxInFlight: settings.deliveryConcurrency)
+            var fresh = DeliveryScheduler(maxInFlight: settings.deliveryConcurrency, budget: settings.deliveryBudget)
             let keys = raft.machine.keysWithPendingEvents
             for key in keys { fresh.keyChanged(key) }
             scheduler = fresh
@@ -586,12 +588,16 @@ public struct EngineStateMachine: Sendable {
     }
 
     /// The event that follows `event` on its key, when it may go on at once in `term`: this node
-    /// still leads in that term with its scheduler, and is not draining.
-    private func nextAttempt(after event: QueuedEvent, term: Term) -> QueuedEvent? {
+    /// still leads in that term with its scheduler, is not draining, and the routing key's budget
+    /// has a slot free for it now (which it then spends).
+    private mutating func nextAttempt(after event: QueuedEvent, term: Term, now: Int64) -> QueuedEvent? {
         guard drain == nil, storeFailure == nil, scheduler != nil, schedulerTerm == term, raft.deliveryFence?.term == term else {
             return nil
         }
-        return raft.machine.event(following: event.number, of: event.key)
+        guard let next = raft.machine.event(following: event.number, of: event.key),
+            scheduler!.mayContinue(event.key, nowMilliseconds: now)
+        else { return nil }
+        return next
     }
 
     /// Sends one event whose intent is applied, while the lease holds. The

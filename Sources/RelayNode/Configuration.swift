@@ -17,11 +17,15 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// answers in well under a second; a proxy or a distant zone can take several. In a cluster,
     /// a key whose request was out at a failover waits about this long (docs/protocol.md).
     public var upstreamTimeoutMilliseconds: Int64 = 10_000
-    /// Attempts in flight at once, across keys. In a cluster each attempt waits for two majority
-    /// commits (its intent, then its outcome), so 64 slots deliver what 32 did before intents
-    /// (docs/performance.md, issue 10); PagerDuty's own limit is per key, and a key never has
-    /// more than one attempt in flight.
-    public var deliveryConcurrency = 64
+    /// Attempts in flight at once, across keys. Each attempt waits for two commits (its intent,
+    /// then its outcome), on a single node too since issue 11, so the slots are what bounds
+    /// delivery against a fast upstream: 64 delivered 0.72× of what one node did before intents,
+    /// 128 keeps pace with ingest (docs/performance.md). PagerDuty's own limit is per routing key
+    /// (`delivery_budget_per_minute`), and a key never has more than one attempt in flight.
+    public var deliveryConcurrency = 128
+    /// Requests a minute per routing key that the relay sends at most (`DeliveryBudget`);
+    /// PagerDuty's published limit by default. 0 turns budgets off: only for a mock upstream.
+    public var deliveryBudgetPerMinute = DeliveryBudget.Policy.pagerDutyEventsPerMinute
     public var retry = RetryPolicy()
     public var queue = RelayStateMachine.Limits()
     /// Above this many queued events `/readyz` fails, so a load balancer sends elsewhere before
@@ -107,6 +111,11 @@ public struct RelayConfiguration: Sendable, Equatable {
             throw ConfigurationError("upstream_timeout_milliseconds must be between 100 and 300000")
         }
         guard (1...1_024).contains(deliveryConcurrency) else { throw ConfigurationError("delivery_concurrency must be between 1 and 1024") }
+        guard (0...DeliveryBudget.Policy.maxEventsPerMinute).contains(deliveryBudgetPerMinute) else {
+            throw ConfigurationError(
+                "delivery_budget_per_minute must be between 1 and \(DeliveryBudget.Policy.maxEventsPerMinute) (PagerDuty's largest per-key limit), or 0 for no budget against a mock upstream"
+            )
+        }
         guard (1...queue.maxQueuedEvents).contains(queueHighWaterEvents) else {
             throw ConfigurationError("queue_high_water_events must be between 1 and max_queued_events (\(queue.maxQueuedEvents))")
         }
@@ -169,6 +178,11 @@ public struct RelayConfiguration: Sendable, Equatable {
                 "snapshot_chunk_bytes must be 1024…\(Self.maxSnapshotChunkBytes): each chunk is one peer request, retried whole after a reset"
             )
         }
+    }
+
+    /// The budget every routing key's deliveries spend.
+    public var deliveryBudget: DeliveryBudget.Policy {
+        DeliveryBudget.Policy(defaultEventsPerMinute: deliveryBudgetPerMinute == 0 ? nil : deliveryBudgetPerMinute)
     }
 
     /// The parsed `dedup_key_templates` (`validate` has checked that they parse).
@@ -398,6 +412,7 @@ extension RelayConfiguration {
         .optional("upstream_ca_file", \.upstreamCAFile),
         .integer("upstream_timeout_milliseconds", \.upstreamTimeoutMilliseconds),
         .integer("delivery_concurrency", \.deliveryConcurrency),
+        .integer("delivery_budget_per_minute", \.deliveryBudgetPerMinute),
         .integer("retry_initial_backoff_milliseconds", \.retry.initialBackoffMilliseconds),
         .integer("retry_max_backoff_milliseconds", \.retry.maxBackoffMilliseconds),
         .integer("retry_max_attempts", \.retry.maxAttempts),

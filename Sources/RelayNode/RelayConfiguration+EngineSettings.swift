@@ -5,7 +5,8 @@ extension RelayConfiguration {
     func engineSettings(_ environment: NodeEnvironment) -> EngineSettings {
         EngineSettings(
             timing: timing, commitTimeoutMilliseconds: commitTimeoutMilliseconds, maxCommitBatchEvents: maxCommitBatchEvents,
-            deliveryConcurrency: deliveryConcurrency, retry: retry, readinessMaxLagEntries: readinessMaxLagEntries,
+            deliveryConcurrency: deliveryConcurrency, retry: retry, deliveryBudget: deliveryBudget,
+            readinessMaxLagEntries: readinessMaxLagEntries,
             freezeThresholdMilliseconds: environment.freezeThresholdMilliseconds,
             afterFreezeGraceMilliseconds: environment.afterFreezeGraceMilliseconds, snapshotThresholdEntries: snapshotThresholdEntries)
     }

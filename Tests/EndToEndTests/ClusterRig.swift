@@ -20,13 +20,21 @@ struct ClusterRig {
         let to: Int
     }
 
-    /// Fast enough to see retries and compaction within a test; everything else is the default.
+    /// Fast enough to see retries and compaction within a test, and no delivery budget (which
+    /// would pace a test's burst to 2 a second); everything else is the default.
     static let settings = [
         "retry_initial_backoff_milliseconds: 50", "retry_max_backoff_milliseconds: 200", "snapshot_threshold_entries: 100",
+        "delivery_budget_per_minute: 0",
     ]
 
-    /// `extraSettings` are YAML lines added after `settings`; `upstreamReply` is how the mock
-    /// answers every request.
+    /// `extraSettings` are YAML lines that replace `settings` of the same name or add to them;
+    /// `upstreamReply` is how the mock answers every request.
+    private static func merged(_ base: [String], _ extra: [String]) -> [String] {
+        func name(_ line: String) -> Substring { line.prefix { $0 != ":" } }
+        let overridden = Set(extra.map(name))
+        return base.filter { !overridden.contains(name($0)) } + extra
+    }
+
     static func run(
         withLinkProxies: Bool = false, extraSettings: [String] = [], upstreamReply: MockPagerDuty.Reply = .accept,
         _ body: (ClusterRig) async throws -> Void
@@ -48,7 +56,7 @@ struct ClusterRig {
         let directory = TestSupport.temporaryDirectory("cluster")
         let cluster = try await LocalCluster(
             packageRoot: TestSupport.packageRoot, binary: TestSupport.binDirectory.appendingPathComponent("pdrelay"),
-            directory: directory, upstreamURL: await upstream.baseURL, settings: settings + extraSettings,
+            directory: directory, upstreamURL: await upstream.baseURL, settings: merged(settings, extraSettings),
             peerProxyBase: withLinkProxies ? proxyBase : nil, basePort: basePort)
         var nodes: [Int: RelayClient] = [:]
         for node in LocalCluster.nodes { nodes[node] = RelayClient(baseURL: cluster.nodeURL(node), timeoutMilliseconds: 2_000) }

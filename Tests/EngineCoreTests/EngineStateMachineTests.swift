@@ -14,7 +14,8 @@ import Testing
     static func settings() -> EngineSettings {
         EngineSettings(
             timing: timing, commitTimeoutMilliseconds: 1_000, maxCommitBatchEvents: 16, deliveryConcurrency: 4,
-            retry: RetryPolicy(initialBackoffMilliseconds: 10, maxBackoffMilliseconds: 100, maxAttempts: 3), readinessMaxLagEntries: 100,
+            retry: RetryPolicy(initialBackoffMilliseconds: 10, maxBackoffMilliseconds: 100, maxAttempts: 3), deliveryBudget: .unlimited,
+            readinessMaxLagEntries: 100,
             freezeThresholdMilliseconds: 1_000, afterFreezeGraceMilliseconds: 200, snapshotThresholdEntries: 1_000)
     }
 

@@ -74,11 +74,12 @@ import Testing
             let retry = try await node.send(TestSupport.alert(summary: "keyless"))
             #expect(retry.json?["dedup_key"] as? String == key)
             // A resolve of the same incident is the marker: a key's events go out in order, so a
-            // second copy of the trigger would have gone out before it.
+            // second incident's trigger would have gone out before it. (A copy of the same bytes
+            // may, if an answer was slower than the upstream timeout: delivery is at least once.)
             _ = try await node.send(TestSupport.alert("resolve", dedupKey: key))
-            let delivered = try await node.upstream.waitForAccepted(2)
-            #expect(delivered.map(\.action) == ["trigger", "resolve"])
-            #expect(delivered.map(\.dedupKey) == [key, key])
+            let delivered = try await node.upstream.waitForAccepted(until: { $0.action == "resolve" })
+            #expect(delivered.map(\.dedupKey).allSatisfy { $0 == key })
+            #expect(Set(delivered.filter { $0.action == "trigger" }.map(\.body)).count == 1, "one trigger, perhaps sent again")
         }
     }
 
@@ -100,8 +101,13 @@ import Testing
             #expect(randomKey.count == 32)
             // The client resolves by the key it was told; that resolve is the marker for order.
             _ = try await node.send(TestSupport.alert("resolve", dedupKey: "db-1/disk"))
-            let db1 = try await node.upstream.waitForAccepted(5).filter { $0.dedupKey == "db-1/disk" }
-            #expect(db1.map(\.action) == ["trigger", "trigger", "resolve"])
+            let db1 = try await node.upstream.waitForAccepted(until: { $0.action == "resolve" }).filter { $0.dedupKey == "db-1/disk" }
+            // The first trigger may have been coalesced into the second while queued, and a slow
+            // answer may have made a copy; either way the incident's last trigger is the second.
+            let summaries = db1.filter { $0.action == "trigger" }.map { ($0.json?["payload"] as? [String: Any])?["summary"] as? String }
+            #expect(summaries.last == "disk 97% full")
+            #expect(Set(summaries).isSubset(of: ["disk 91% full", "disk 97% full"]))
+            #expect(db1.last?.action == "resolve")
         }
     }
 

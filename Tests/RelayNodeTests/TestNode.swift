@@ -13,7 +13,8 @@ struct TestNode {
     let upstream: MockPagerDuty
     let configuration: RelayConfiguration
 
-    /// Fast timings so retries show within a test; everything else is the default.
+    /// Fast timings so retries show within a test, and no delivery budget (tests of budgets set
+    /// one); everything else is the default.
     static func configuration(upstream: MockPagerDuty) async -> RelayConfiguration {
         var configuration = RelayConfiguration()
         configuration.listenPort = 0
@@ -21,6 +22,7 @@ struct TestNode {
         configuration.upstreamURL = await upstream.baseURL
         configuration.upstreamTimeoutMilliseconds = 2_000
         configuration.retry = .init(initialBackoffMilliseconds: 50, maxBackoffMilliseconds: 200, maxAttempts: 20)
+        configuration.deliveryBudgetPerMinute = 0
         // As with freezes (`starvationTolerant`): a starved test process is not a load balancer
         // that has retried the request elsewhere.
         configuration.requestHoldMilliseconds = 30_000

@@ -12,10 +12,12 @@ public final class LocalCluster: @unchecked Sendable {
     private let script: String
     private let environment: [String: String]
 
-    /// Starts the cluster. `settings` are YAML lines added to every node's config.
+    /// Starts the cluster. `settings` are YAML lines added to every node's config;
+    /// `environment` (`PDRELAY_*` variables) overrides them, and a binary ignores a variable it
+    /// does not know, which lets one harness drive an older build.
     public init(
-        packageRoot: URL, binary: URL, directory: String, upstreamURL: String, settings: [String] = [], peerProxyBase: Int? = nil,
-        basePort: Int = LocalCluster.freeBasePort()
+        packageRoot: URL, binary: URL, directory: String, upstreamURL: String, settings: [String] = [],
+        environment extra: [String: String] = [:], peerProxyBase: Int? = nil, basePort: Int = LocalCluster.freeBasePort()
     ) async throws {
         self.directory = directory
         self.basePort = basePort
@@ -26,6 +28,7 @@ public final class LocalCluster: @unchecked Sendable {
         environment["PDRELAY_UPSTREAM_URL"] = upstreamURL
         environment["PDRELAY_EXTRA_SETTINGS"] = settings.joined(separator: "\n")
         if let peerProxyBase { environment["PDRELAY_PEER_PROXY_BASE"] = String(peerProxyBase) }
+        environment.merge(extra) { _, new in new }
         self.environment = environment
         do {
             try await run("start")

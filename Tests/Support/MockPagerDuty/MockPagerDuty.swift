@@ -46,6 +46,11 @@ public actor MockPagerDuty {
         public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] }
     }
 
+    /// PagerDuty's own limit, when set: calls a minute per routing key, counted over a window
+    /// that looks back 60 s from each call; a call over it gets 429 and is not ingested
+    /// (Events API v2 "Rate Limits"). Every call counts, throttled or not.
+    private var rateLimitPerMinute: Int?
+    private var recentCalls: [String: Deque<ContinuousClock.Instant>] = [:]
     private var script: Deque<Reply> = []
     private var defaultReply: Reply = .accept
     private var faults = FaultDealer()
@@ -121,6 +126,24 @@ public actor MockPagerDuty {
 
     public func setDefaultReply(_ reply: Reply) { defaultReply = reply }
 
+    /// Plays PagerDuty's rate limit (nil for none, the default): see `rateLimitPerMinute`.
+    public func setRateLimit(perMinute limit: Int?) {
+        precondition(limit.map { $0 > 0 } ?? true, "a rate limit must be positive")
+        rateLimitPerMinute = limit
+        recentCalls = [:]
+    }
+
+    /// Counts a call for `routingKey` and says whether it is over PagerDuty's limit.
+    private func overRateLimit(_ routingKey: String?, at arrived: ContinuousClock.Instant) -> Bool {
+        guard let limit = rateLimitPerMinute, let routingKey else { return false }
+        var calls = recentCalls[routingKey] ?? []
+        while let first = calls.first, first <= arrived - .seconds(60) { calls.removeFirst() }
+        let over = calls.count >= limit
+        calls.append(arrived)
+        recentCalls[routingKey] = calls
+        return over
+    }
+
     /// Replaces the fault rules; their windows count from `epoch`. A scripted reply still comes
     /// first, and a request that no rule picks gets the default reply.
     public func setFaults(_ rules: [FaultRule], epoch: ContinuousClock.Instant = .now) {
@@ -141,6 +164,20 @@ public actor MockPagerDuty {
             try await Task.sleep(for: .milliseconds(20))
         }
         return accepted
+    }
+
+    /// Waits until an accepted delivery satisfies `marker`, or fails after `timeout`; returns
+    /// every accepted delivery up to and including it.
+    public func waitForAccepted(
+        until marker: @Sendable (Delivery) -> Bool, timeout: Duration = .seconds(30)
+    ) async throws -> [Delivery] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let accepted = self.accepted
+            if let index = accepted.firstIndex(where: marker) { return Array(accepted[...index]) }
+            guard ContinuousClock.now < deadline else { throw WaitTimeout(expected: accepted.count + 1, seen: accepted.count) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// Waits until every key in `dedupKeys` has been accepted at least once; returns the keys
@@ -171,6 +208,7 @@ public actor MockPagerDuty {
         let validationErrors = PagerDutyRules.errors(body: body, changeEvent: path != "/v2/enqueue")
         let json = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
         let routingKey = json?["routing_key"] as? String
+        if overRateLimit(routingKey, at: arrived) { reply = .status(429) }
         let dedupKey = json?["dedup_key"] as? String
         let action = json?["event_action"] as? String
         let sequence = Self.sequence(in: json)

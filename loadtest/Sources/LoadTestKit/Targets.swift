@@ -23,10 +23,13 @@ public protocol ChaosControl: Sendable {
     func start(_ node: Int) async throws
 }
 
-/// Settings that keep the queue's limits out of what is measured: a run's events all fit.
+/// Settings that keep the queue's limits out of what is measured: a run's events all fit, and
+/// no routing key's delivery budget paces the mock. They go in as `PDRELAY_*` variables, which a
+/// build older than a setting ignores, so one harness measures before and after.
 public enum BenchmarkSettings {
     public static let yaml = [
         "max_queued_events: 5000000", "queue_high_water_events: 5000000", "max_dedup_keys: 10000000", "log_level: notice",
+        "delivery_budget_per_minute: 0",
     ]
     public static var environment: [String: String] {
         Dictionary(
@@ -83,7 +86,7 @@ public final class ClusterTarget: SystemUnderTest, ChaosControl {
         self.proxies = proxies
         cluster = try await LocalCluster(
             packageRoot: packageRoot, binary: URL(fileURLWithPath: binary), directory: directory, upstreamURL: upstreamURL,
-            settings: BenchmarkSettings.yaml, peerProxyBase: peerLinks == nil ? nil : proxyBase, basePort: basePort)
+            environment: BenchmarkSettings.environment, peerProxyBase: peerLinks == nil ? nil : proxyBase, basePort: basePort)
         probe = RelayClient(baseURL: cluster.loadBalancerURL, timeoutMilliseconds: 1_000)
         try await waitUntilReady()
     }
