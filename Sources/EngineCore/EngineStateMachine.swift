@@ -124,6 +124,12 @@ public struct EngineStateMachine: Sendable {
     /// Keys with a request of this term under way.
     public var deliveriesInFlight: Int { scheduler?.inFlightCount ?? 0 }
 
+    /// How `routingKey`'s delivery budget stands on this node, while it delivers as leader:
+    /// incidents waiting for a slot, and the slot's length now (nil without a budget).
+    public func deliveryBudget(for routingKey: String, now: Int64) -> (waitingForSlot: Int, slotMilliseconds: Int64?)? {
+        scheduler.map { ($0.parkedCount(for: routingKey), $0.slotMilliseconds(for: routingKey, now: now)) }
+    }
+
     // MARK: inputs
 
     /// A client's command. Only the leader takes commands; its answer comes once the entry is

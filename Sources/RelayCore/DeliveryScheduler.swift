@@ -47,6 +47,12 @@ public struct DeliveryScheduler: Sendable {
     /// Keys waiting for a slot of their routing key's budget.
     public var parkedCount: Int { parkedSet.count }
 
+    /// Keys of `routingKey` waiting for a slot of its budget.
+    public func parkedCount(for routingKey: String) -> Int { parked[routingKey]?.values.reduce(0) { $0 + $1.count } ?? 0 }
+
+    /// `routingKey`'s slot now (`DeliveryBudget.slotMilliseconds`); nil when it has no budget.
+    public func slotMilliseconds(for routingKey: String, now: Int64) -> Int64? { budget.slotMilliseconds(for: routingKey, now: now) }
+
     /// When the earliest waiting key or budget slot comes due, on the monotonic clock.
     public var nextWakeMilliseconds: Int64? {
         [waiting.min?.atMilliseconds, slotWaits.min?.atMilliseconds].compactMap { $0 }.min()

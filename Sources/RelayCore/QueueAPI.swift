@@ -7,6 +7,12 @@ public struct QueueStatus: Codable, Sendable, Equatable {
         public var routingKey: String
         public var pending = 0
         public var dead = 0
+        /// Incidents waiting for a slot of this routing key's delivery budget; nil unless this
+        /// node leads (budgets are the leader's own).
+        public var waitingForSlot: Int?
+        /// The budget's slot now, longer than a minute divided by the budget for a while after a
+        /// 429; nil unless this node leads, or when the routing key has no budget.
+        public var slotMilliseconds: Int64?
 
         public init(routingKey: String) { self.routingKey = routingKey }
     }

@@ -26,6 +26,9 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// Requests a minute per routing key that the relay sends at most (`DeliveryBudget`);
     /// PagerDuty's published limit by default. 0 turns budgets off: only for a mock upstream.
     public var deliveryBudgetPerMinute = DeliveryBudget.Policy.pagerDutyEventsPerMinute
+    /// Budgets of routing keys that differ from `deliveryBudgetPerMinute` (an AIOps key granted
+    /// more by PagerDuty, or a noisy one held to less), as text until `validate` has read them.
+    public var deliveryBudgetTexts: [String: String] = [:]
     public var retry = RetryPolicy()
     public var queue = RelayStateMachine.Limits()
     /// Above this many queued events `/readyz` fails, so a load balancer sends elsewhere before
@@ -116,6 +119,7 @@ public struct RelayConfiguration: Sendable, Equatable {
                 "delivery_budget_per_minute must be between 1 and \(DeliveryBudget.Policy.maxEventsPerMinute) (PagerDuty's largest per-key limit), or 0 for no budget against a mock upstream"
             )
         }
+        _ = try deliveryBudget
         guard (1...queue.maxQueuedEvents).contains(queueHighWaterEvents) else {
             throw ConfigurationError("queue_high_water_events must be between 1 and max_queued_events (\(queue.maxQueuedEvents))")
         }
@@ -180,9 +184,26 @@ public struct RelayConfiguration: Sendable, Equatable {
         }
     }
 
-    /// The budget every routing key's deliveries spend.
+    /// The budgets routing keys' deliveries spend (`validate` has checked them).
     public var deliveryBudget: DeliveryBudget.Policy {
-        DeliveryBudget.Policy(defaultEventsPerMinute: deliveryBudgetPerMinute == 0 ? nil : deliveryBudgetPerMinute)
+        get throws(ConfigurationError) {
+            var byRoutingKey: [String: Int] = [:]
+            for (routingKey, text) in deliveryBudgetTexts {
+                guard routingKey != DedupKeyTemplates.anyRoutingKey else {
+                    throw ConfigurationError(
+                        "delivery_budgets cannot name \"*\": delivery_budget_per_minute is every other routing key's budget")
+                }
+                guard let value = Int(text), (1...DeliveryBudget.Policy.maxEventsPerMinute).contains(value) else {
+                    throw ConfigurationError(
+                        "delivery_budgets for \(RoutingKeyMask.mask(routingKey)) must be between 1 and \(DeliveryBudget.Policy.maxEventsPerMinute) a minute, not '\(text)'"
+                    )
+                }
+                byRoutingKey[routingKey] = value
+            }
+            return DeliveryBudget.Policy(
+                defaultEventsPerMinute: deliveryBudgetPerMinute == 0 ? nil : deliveryBudgetPerMinute,
+                eventsPerMinuteByRoutingKey: byRoutingKey)
+        }
     }
 
     /// The parsed `dedup_key_templates` (`validate` has checked that they parse).
@@ -413,6 +434,7 @@ extension RelayConfiguration {
         .integer("upstream_timeout_milliseconds", \.upstreamTimeoutMilliseconds),
         .integer("delivery_concurrency", \.deliveryConcurrency),
         .integer("delivery_budget_per_minute", \.deliveryBudgetPerMinute),
+        .routingKeyMapping("delivery_budgets", \.deliveryBudgetTexts),
         .integer("retry_initial_backoff_milliseconds", \.retry.initialBackoffMilliseconds),
         .integer("retry_max_backoff_milliseconds", \.retry.maxBackoffMilliseconds),
         .integer("retry_max_attempts", \.retry.maxAttempts),

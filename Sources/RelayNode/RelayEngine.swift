@@ -53,7 +53,7 @@ public actor RelayEngine {
             durable: recovered.durable, lostDisk: recovering || awaitingDiskDecision, seed: environment.seed(),
             now: environment.monotonicMilliseconds(), snapshotThresholdEntries: configuration.snapshotThresholdEntries)
         core = EngineStateMachine(
-            raft: raft, settings: configuration.engineSettings(environment), recovering: recovering,
+            raft: raft, settings: try configuration.engineSettings(environment), recovering: recovering,
             awaitingDiskDecision: awaitingDiskDecision)
         self.store = store
         self.upstream = upstream
@@ -299,10 +299,15 @@ public actor RelayEngine {
 
     func status() -> QueueStatus {
         let machine = core.raft.machine
+        let now = environment.monotonicMilliseconds()
         var byRoutingKey: [String: QueueStatus.RoutingKeyCounts] = [:]
         for event in machine.events(matching: EventFilter(), limit: .max) {
             let masked = RoutingKeyMask.mask(event.key.routingKey)
-            var counts = byRoutingKey[masked, default: .init(routingKey: masked)]
+            var counts = byRoutingKey[masked] ?? .init(routingKey: masked)
+            if counts.pending + counts.dead == 0, let budget = core.deliveryBudget(for: event.key.routingKey, now: now) {
+                counts.waitingForSlot = budget.waitingForSlot
+                counts.slotMilliseconds = budget.slotMilliseconds
+            }
             if event.state == .pending { counts.pending += 1 } else { counts.dead += 1 }
             byRoutingKey[masked] = counts
         }

@@ -69,7 +69,13 @@ extension Queue {
             guard !status.routingKeys.isEmpty else { return }
             print(
                 Table.render(
-                    ["ROUTING KEY", "PENDING", "DEAD"], status.routingKeys.map { [$0.routingKey, "\($0.pending)", "\($0.dead)"] }))
+                    ["ROUTING KEY", "PENDING", "DEAD", "WAITING FOR SLOT", "SLOT MS"],
+                    status.routingKeys.map {
+                        [
+                            $0.routingKey, "\($0.pending)", "\($0.dead)", $0.waitingForSlot.map(String.init) ?? "-",
+                            $0.slotMilliseconds.map(String.init) ?? "-",
+                        ]
+                    }))
         }
     }
 

@@ -86,6 +86,13 @@ import Testing
                 }
                 return try await group.reduce(0, +)
             }
+            // The leader shows the routing key's incidents waiting for a slot, and the slot.
+            if budgetPerMinute > 0, let status = try await client.get("/v1/queue/status").json,
+                let row = (status["routing_keys"] as? [[String: Any]])?.first
+            {
+                #expect((row["waiting_for_slot"] as? Int ?? 0) > 0, "\(row)")
+                #expect((row["slot_milliseconds"] as? Int ?? 0) >= 500, "\(row)")
+            }
             let posted = ContinuousClock.now
             let critical = try await client.post(
                 "/v2/enqueue",

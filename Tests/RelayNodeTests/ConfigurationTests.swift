@@ -100,6 +100,25 @@ import Testing
         #expect(error.contains("setting 'dedup_key_templates' in PDRELAY_DEDUP_KEY_TEMPLATES has an invalid value"), "got: \(error)")
     }
 
+    @Test func deliveryBudgetsComeFromADefaultAndPerRoutingKeyEntries() throws {
+        let routingKey = TestSupport.routingKey()
+        let path = try write("delivery_budget_per_minute: 60\ndelivery_budgets:\n  \(routingKey): 600\n", mode: 0o600)
+        let configuration = try RelayConfiguration.load(file: path, environment: [:])
+        #expect(try configuration.deliveryBudget == .init(defaultEventsPerMinute: 60, eventsPerMinuteByRoutingKey: [routingKey: 600]))
+        #expect(!configuration.summary.contains(routingKey), "routing keys are credentials")
+        let off = try RelayConfiguration.load(file: nil, environment: ["PDRELAY_DELIVERY_BUDGET_PER_MINUTE": "0"])
+        #expect(try off.deliveryBudget == .unlimited)
+        for (environment, expected) in [
+            (["PDRELAY_DELIVERY_BUDGET_PER_MINUTE": "20000"], "delivery_budget_per_minute must be between 1 and 10000"),
+            (["PDRELAY_DELIVERY_BUDGETS": #"{"*": "60"}"#], #"delivery_budgets cannot name "*""#),
+            (["PDRELAY_DELIVERY_BUDGETS": #"{"\#(routingKey)": "lots"}"#], "must be between 1 and 10000 a minute, not 'lots'"),
+        ] {
+            let error = message { _ = try RelayConfiguration.load(file: nil, environment: environment) }
+            #expect(error.contains(expected), "got: \(error)")
+            #expect(!error.contains(routingKey), "routing keys are credentials")
+        }
+    }
+
     @Test func everySettingIsDocumented() throws {
         let documentation = try String(contentsOf: TestSupport.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         for setting in RelayConfiguration.settings {
