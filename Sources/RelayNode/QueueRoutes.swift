@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hummingbird
 import RelayCore
@@ -72,23 +73,37 @@ struct QueueRoutes: Sendable {
     }
 }
 
-/// `Authorization: Bearer <admin_token>`, compared in constant time.
+/// `Authorization: Bearer <admin_token>`. A request that changes state always needs it: with no
+/// `admin_token` configured, none can be authorised, so an operator action is never open to
+/// whoever can reach the port. Reads need it when one is configured (a node without one listens
+/// only on loopback, which `RelayConfiguration.validate` enforces).
 struct AdminTokenMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let token: String?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let token {
-            let presented = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
-            guard Self.constantTimeEqual(Array(presented.utf8), Array(token.utf8)) else {
-                throw HTTPError(.unauthorized, message: "The queue API needs Authorization: Bearer <admin_token>")
+        let changesState = ![.get, .head].contains(request.method)
+        guard let token else {
+            guard !changesState else {
+                throw HTTPError(
+                    .unauthorized,
+                    message:
+                        "Changing state needs the admin token, and this node has none: set admin_token (or PDRELAY_ADMIN_TOKEN) and send Authorization: Bearer <admin_token>"
+                )
             }
+            return try await next(request, context)
+        }
+        let presented = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
+        guard Self.sameSecret(presented, token) else {
+            throw HTTPError(.unauthorized, message: "The queue API needs Authorization: Bearer <admin_token>")
         }
         return try await next(request, context)
     }
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
+    /// Compares digests, in time that depends on neither value, not even its length.
+    static func sameSecret(_ presented: String, _ expected: String) -> Bool {
+        let a = SHA256.hash(data: Array(presented.utf8))
+        let b = SHA256.hash(data: Array(expected.utf8))
         return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }

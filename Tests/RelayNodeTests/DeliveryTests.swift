@@ -118,7 +118,12 @@ import Testing
         let upstream = MockPagerDuty()
         try await upstream.start()
         await upstream.setDefaultReply(.status(503))
-        try await TestNode.run(configure: { $0.retry.maxAttempts = 3 }, upstream: upstream) { node in
+        try await TestNode.run(
+            configure: {
+                $0.retry.maxAttempts = 3
+                $0.adminToken = "correct-horse-battery-staple"
+            }, upstream: upstream
+        ) { node in
             try await node.send(TestSupport.alert(dedupKey: "doomed"))
             var dead: [[String: Any]] = []
             for _ in 0..<100 where dead.isEmpty {

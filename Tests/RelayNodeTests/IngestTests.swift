@@ -200,6 +200,48 @@ import Testing
         }
     }
 
+    @Test func changingStateNeedsTheAdminTokenEvenOnLoopbackAndARefusalChangesNothing() async throws {
+        let upstream = MockPagerDuty()
+        try await upstream.start()
+        await upstream.setDefaultReply(.status(400))
+        let token = "correct-horse-battery-staple"
+        try await TestNode.run(configure: { $0.adminToken = nil }, upstream: upstream) { node in
+            try await node.send(TestSupport.alert(dedupKey: "rejected"))
+            _ = try await Self.waitForDead(node.client, count: 1)
+            #expect(try await node.client.get("/v1/queue/status").status == 200, "reads stay open on a loopback node without a token")
+            for path in ["/v1/queue/retry", "/v1/queue/purge"] {
+                let refused = try await node.client.post(path, json: Array("{}".utf8))
+                #expect(refused.status == 401, "\(path)")
+                #expect((refused.json?["message"] as? String)?.contains("set admin_token") == true, "\(path)")
+            }
+            #expect(try await Self.waitForDead(node.client, count: 1) == 1, "a refused request changed nothing")
+        }
+        try await TestNode.run(configure: { $0.adminToken = token }, upstream: upstream) { node in
+            try await node.send(TestSupport.alert(dedupKey: "rejected"))
+            _ = try await Self.waitForDead(node.client, count: 1)
+            for presented in [nil, "wrong-token-wrong-token", token + "x", String(token.dropLast())] {
+                let client = RelayClient(baseURL: node.client.baseURL, adminToken: presented)
+                let refused = try await client.post("/v1/queue/purge", json: Array("{}".utf8))
+                try await client.shutdown()
+                #expect(refused.status == 401)
+            }
+            #expect(try await Self.waitForDead(node.client, count: 1) == 1, "a refused request changed nothing")
+            #expect(try await node.client.post("/v1/queue/purge", json: Array("{}".utf8)).status == 200)
+        }
+        await upstream.stop()
+    }
+
+    /// Waits until the queue holds `count` dead events; returns how many it holds.
+    static func waitForDead(_ client: RelayClient, count: Int) async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            let status = try await client.get("/v1/queue/status").json
+            let dead = status?["dead"] as? Int ?? 0
+            if dead >= count || ContinuousClock.now > deadline { return dead }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     @Test func theQueueAPINeedsTheAdminTokenWhenOneIsSet() async throws {
         try await TestNode.run(configure: { $0.adminToken = "correct-horse-battery-staple" }) { node in
             #expect(try await node.client.get("/v1/queue/status").status == 200)
