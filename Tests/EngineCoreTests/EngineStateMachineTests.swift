@@ -11,19 +11,19 @@ import Testing
         heartbeatIntervalMilliseconds: 50, minimumElectionTimeoutMilliseconds: 500, maxClockDrift: 0.01, upstreamTimeoutMilliseconds: 300,
         deliveryMarginMilliseconds: 20)
 
-    static func settings() -> EngineSettings {
+    static func settings(budget: DeliveryBudget.Policy = .unlimited) -> EngineSettings {
         EngineSettings(
             timing: timing, commitTimeoutMilliseconds: 1_000, maxCommitBatchEvents: 16, deliveryConcurrency: 4,
-            retry: RetryPolicy(initialBackoffMilliseconds: 10, maxBackoffMilliseconds: 100, maxAttempts: 3), deliveryBudget: .unlimited,
+            retry: RetryPolicy(initialBackoffMilliseconds: 10, maxBackoffMilliseconds: 100, maxAttempts: 3), deliveryBudget: budget,
             readinessMaxLagEntries: 100,
             freezeThresholdMilliseconds: 1_000, afterFreezeGraceMilliseconds: 200, snapshotThresholdEntries: 1_000)
     }
 
-    static func engine(id: NodeID = 1, members: [NodeID] = [1]) -> EngineStateMachine {
+    static func engine(id: NodeID = 1, members: [NodeID] = [1], budget: DeliveryBudget.Policy = .unlimited) -> EngineStateMachine {
         let raft = RaftNode(
             id: id, members: members, timing: timing, initialMachine: RelayStateMachine(limits: .init()), durable: nil, seed: 7, now: 0,
             snapshotThresholdEntries: 1_000)
-        return EngineStateMachine(raft: raft, settings: settings(), recovering: false, awaitingDiskDecision: false)
+        return EngineStateMachine(raft: raft, settings: settings(budget: budget), recovering: false, awaitingDiskDecision: false)
     }
 
     static func accept(_ dedupKey: String, at now: Int64 = 0, action: String = "resolve") -> RelayCommand {
@@ -34,8 +34,8 @@ import Testing
     }
 
     /// Ticks a single node until it leads, completing each write it asks for.
-    static func leader() -> (EngineStateMachine, now: Int64) {
-        var engine = engine()
+    static func leader(budget: DeliveryBudget.Policy = .unlimited) -> (EngineStateMachine, now: Int64) {
+        var engine = engine(budget: budget)
         var now: Int64 = 0
         while engine.raft.role != .leader {
             now += 10
@@ -177,6 +177,48 @@ import Testing
         // The outcome is being written: the key's next event must not start yet.
         #expect(finished.compactMap(\.order).isEmpty)
         #expect(engine.deliveriesInFlight == 1)
+    }
+
+    /// Completes writes and ticks a millisecond at a time until a delivery starts.
+    static func untilDelivery(_ engine: inout EngineStateMachine, _ actions: [EngineAction], now: inout Int64) -> DeliveryOrder? {
+        var actions = actions
+        for _ in 0..<5_000 {
+            if let order = actions.compactMap(\.order).first { return order }
+            now += 1
+            actions = actions.contains { $0.isWrite } ? engine.writeCompleted(now: now) : engine.tick(now: now)
+        }
+        return nil
+    }
+
+    @Test func theNextEventWaitsForItsRoutingKeysSlotAndA429LengthensTheSlot() {
+        var (engine, now) = Self.leader(budget: .init(defaultEventsPerMinute: 120))
+        var actions = engine.submit(Self.accept("a", action: "acknowledge"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        guard let first = Self.untilDelivery(&engine, actions, now: &now) else {
+            Issue.record("no delivery started")
+            return
+        }
+        let firstStarted = now
+        actions = engine.submit(Self.accept("a", at: 1, action: "resolve"), request: 2, holdDeadlineMilliseconds: nil, now: now)
+        while !actions.contains(where: { $0.answer?.0 == 2 }) {
+            now += 1
+            actions = engine.writeCompleted(now: now)
+        }
+        now += 1
+        actions = engine.deliveryFinished(
+            eventNumber: first.event.number, response: UpstreamResponse(statusCode: 202, detail: "ok"), now: now, wallClockMilliseconds: 0,
+            jitter: 0)
+        guard let second = Self.untilDelivery(&engine, actions, now: &now) else {
+            Issue.record("the next event never started")
+            return
+        }
+        #expect(second.event.number == first.event.number + 1)
+        #expect(now >= firstStarted + 500, "the next event went \(now - firstStarted) ms after the first, inside its slot")
+        #expect(engine.deliveryBudget(for: first.event.key.routingKey, now: now)?.slotMilliseconds == 500)
+        now += 1
+        actions = engine.deliveryFinished(
+            eventNumber: second.event.number, response: UpstreamResponse(statusCode: 429, detail: "throttled"), now: now,
+            wallClockMilliseconds: 0, jitter: 0)
+        #expect(engine.deliveryBudget(for: first.event.key.routingKey, now: now)?.slotMilliseconds == 1_000)
     }
 
     @Test func theNextEventsIntentRidesBehindTheOutcomeInOneWrite() {
