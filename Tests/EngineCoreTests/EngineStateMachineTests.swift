@@ -190,6 +190,21 @@ import Testing
         return nil
     }
 
+    /// Queues key "a"'s next event (`action`, request 2) while `first` is on its way, and once
+    /// it is applied, ends `first` with a 202.
+    static func finish(_ first: DeliveryOrder, behind action: String, engine: inout EngineStateMachine, now: inout Int64) -> [EngineAction]
+    {
+        var actions = engine.submit(Self.accept("a", at: 1, action: action), request: 2, holdDeadlineMilliseconds: nil, now: now)
+        while !actions.contains(where: { $0.answer?.0 == 2 }) {
+            now += 1
+            actions = engine.writeCompleted(now: now)
+        }
+        now += 1
+        return engine.deliveryFinished(
+            eventNumber: first.event.number, response: UpstreamResponse(statusCode: 202, detail: "ok"), now: now, wallClockMilliseconds: 0,
+            jitter: 0)
+    }
+
     @Test func theNextEventWaitsForItsRoutingKeysSlotAndA429LengthensTheSlot() {
         var (engine, now) = Self.leader(budget: .init(defaultEventsPerMinute: 120))
         var actions = engine.submit(Self.accept("a", action: "acknowledge"), request: 1, holdDeadlineMilliseconds: nil, now: now)
@@ -198,15 +213,7 @@ import Testing
             return
         }
         let firstStarted = now
-        actions = engine.submit(Self.accept("a", at: 1, action: "resolve"), request: 2, holdDeadlineMilliseconds: nil, now: now)
-        while !actions.contains(where: { $0.answer?.0 == 2 }) {
-            now += 1
-            actions = engine.writeCompleted(now: now)
-        }
-        now += 1
-        actions = engine.deliveryFinished(
-            eventNumber: first.event.number, response: UpstreamResponse(statusCode: 202, detail: "ok"), now: now, wallClockMilliseconds: 0,
-            jitter: 0)
+        actions = Self.finish(first, behind: "resolve", engine: &engine, now: &now)
         guard let second = Self.untilDelivery(&engine, actions, now: &now) else {
             Issue.record("the next event never started")
             return
@@ -234,16 +241,7 @@ import Testing
             Issue.record("no delivery started")
             return
         }
-        // The key's next event is queued (and applied) while the first is on its way.
-        actions += engine.submit(Self.accept("a", at: 1, action: "acknowledge"), request: 2, holdDeadlineMilliseconds: nil, now: now)
-        while !actions.contains(where: { $0.answer?.0 == 2 }) {
-            now += 1
-            actions = engine.writeCompleted(now: now)
-        }
-        now += 1
-        actions = engine.deliveryFinished(
-            eventNumber: first.event.number, response: UpstreamResponse(statusCode: 202, detail: "ok"), now: now, wallClockMilliseconds: 0,
-            jitter: 0)
+        actions = Self.finish(first, behind: "acknowledge", engine: &engine, now: &now)
         // One write carries the outcome and, behind it, the next event's intent; nothing is sent
         // before that write is done.
         var writes: [[String]] = []
