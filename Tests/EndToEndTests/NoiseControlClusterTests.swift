@@ -62,7 +62,7 @@ import Testing
             // A patient client: beside the other suites, a commit can take longer than the rig's 2 s.
             let client = RelayClient(baseURL: rig.cluster.nodeURL(leader), timeoutMilliseconds: 10_000)
             defer { Task { try? await client.shutdown() } }
-            for index in 0..<300 { #expect(try await client.post("/v2/enqueue", json: info(index)).status == 202) }
+            for index in 0..<300 { #expect(try await ClusterRig.postRetrying(client, "/v2/enqueue", json: info(index)).status == 202) }
             try await ClusterRig.waitUntil("the flood under way") { await rig.upstream.deliveries.count >= 5 }
             await rig.cluster.kill9(leader)
             let survivor = try await rig.leader(otherThan: leader)
