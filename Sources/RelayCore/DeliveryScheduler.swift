@@ -53,8 +53,9 @@ public struct DeliveryScheduler: Sendable {
     /// `routingKey`'s slot now (`DeliveryBudget.slotMilliseconds`); nil when it has no budget.
     public func slotMilliseconds(for routingKey: String, now: Int64) -> Int64? { budget.slotMilliseconds(for: routingKey, now: now) }
 
-    /// When the earliest waiting key or budget slot comes due, on the monotonic clock.
-    public var nextWakeMilliseconds: Int64? {
+    /// When the earliest waiting key or budget slot comes due, on the monotonic clock (for tests:
+    /// the engine looks again at every tick).
+    var nextWakeMilliseconds: Int64? {
         [waiting.min?.atMilliseconds, slotWaits.min?.atMilliseconds].compactMap { $0 }.min()
     }
 
