@@ -28,9 +28,9 @@ public struct DeliveryBudget: Sendable {
 
         public init(defaultEventsPerMinute: Int? = Self.pagerDutyEventsPerMinute, eventsPerMinuteByRoutingKey: [String: Int] = [:]) {
             precondition(
-                (defaultEventsPerMinute.map { [$0] } ?? []).allSatisfy { (1...Self.maxEventsPerMinute).contains($0) }
-                    && eventsPerMinuteByRoutingKey.values.allSatisfy { (1...Self.maxEventsPerMinute).contains($0) },
-                "a delivery budget must be within 1...\(Self.maxEventsPerMinute) events per minute")
+                ([defaultEventsPerMinute].compactMap { $0 } + eventsPerMinuteByRoutingKey.values).allSatisfy {
+                    (1...Self.maxEventsPerMinute).contains($0)
+                }, "a delivery budget must be within 1...\(Self.maxEventsPerMinute) events per minute")
             self.defaultEventsPerMinute = defaultEventsPerMinute
             self.eventsPerMinuteByRoutingKey = eventsPerMinuteByRoutingKey
         }

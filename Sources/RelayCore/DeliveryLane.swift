@@ -17,12 +17,13 @@ public enum DeliveryLane: Int, Sendable, Comparable, CaseIterable {
         case (.change, _), (_, .change): self = .routine
         case (.alert, .acknowledge), (.alert, .resolve): self = .urgent
         case (.alert, .trigger):
+            // The body passed validation before it was queued, so it parses and names a severity
+            // (a v1 event's translation carries "error"). Were it ever unreadable, the event would
+            // go as urgent: a wrong lane may only hurry an event, never hold it back, so the
+            // parse error carries nothing worth keeping.
             let severity = (try? JSONValue.parse(event.body))?["payload"]?["severity"]?.stringValue.flatMap(Severity.init(rawValue:))
             switch severity {
-            case .critical, .error: self = .urgent
-            // A v1 event translated to v2 always carries "error"; a missing severity cannot be
-            // accepted, so an unreadable one is treated as urgent rather than delayed.
-            case nil: self = .urgent
+            case .critical, .error, nil: self = .urgent
             case .warning, .info: self = .routine
             }
         }

@@ -389,8 +389,11 @@ struct Setting: Sendable {
 
 extension Setting {
     /// A mapping from routing keys (or `*`) to strings, written as a JSON object: the form a YAML
-    /// mapping takes in `PDRELAY_*` variables. Read back with the routing keys masked.
-    static func routingKeyMapping(_ name: String, _ path: WritableKeyPath<RelayConfiguration, [String: String]> & Sendable) -> Setting {
+    /// mapping takes in `PDRELAY_*` variables. Read back with the routing keys masked. `example`
+    /// is such an object, for the error that refuses a value.
+    static func routingKeyMapping(
+        _ name: String, _ path: WritableKeyPath<RelayConfiguration, [String: String]> & Sendable, example: String
+    ) -> Setting {
         Setting(
             name: name,
             read: { configuration in
@@ -410,7 +413,7 @@ extension Setting {
                     return false
                 }
             },
-            expects: #"a mapping of routing keys (or "*") to strings; in the environment a JSON object such as {"*": "{source}/{class}"}"#)
+            expects: "a mapping of routing keys to strings; in the environment a JSON object such as \(example)")
     }
 
     static func jsonText(_ mapping: [String: String]) -> String {
@@ -434,7 +437,7 @@ extension RelayConfiguration {
         .integer("upstream_timeout_milliseconds", \.upstreamTimeoutMilliseconds),
         .integer("delivery_concurrency", \.deliveryConcurrency),
         .integer("delivery_budget_per_minute", \.deliveryBudgetPerMinute),
-        .routingKeyMapping("delivery_budgets", \.deliveryBudgetTexts),
+        .routingKeyMapping("delivery_budgets", \.deliveryBudgetTexts, example: #"{"ROUTING_KEY": "600"}"#),
         .integer("retry_initial_backoff_milliseconds", \.retry.initialBackoffMilliseconds),
         .integer("retry_max_backoff_milliseconds", \.retry.maxBackoffMilliseconds),
         .integer("retry_max_attempts", \.retry.maxAttempts),
@@ -445,7 +448,7 @@ extension RelayConfiguration {
         .integer("max_event_bytes", \.maxEventBytes),
         .integer("max_commit_batch_events", \.maxCommitBatchEvents),
         .optional("admin_token", \.adminToken),
-        .routingKeyMapping("dedup_key_templates", \.dedupKeyTemplateTexts),
+        .routingKeyMapping("dedup_key_templates", \.dedupKeyTemplateTexts, example: #"{"*": "{source}/{class}"}"#),
         .string("log_level", \.logLevel),
         .optional("https_proxy", \.httpsProxy),
         .optional("no_proxy", \.noProxy),

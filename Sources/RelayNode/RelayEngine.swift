@@ -302,14 +302,14 @@ public actor RelayEngine {
         let now = environment.monotonicMilliseconds()
         var byRoutingKey: [String: QueueStatus.RoutingKeyCounts] = [:]
         for event in machine.events(matching: EventFilter(), limit: .max) {
-            let masked = RoutingKeyMask.mask(event.key.routingKey)
-            var counts = byRoutingKey[masked] ?? .init(routingKey: masked)
-            if counts.pending + counts.dead == 0, let budget = core.deliveryBudget(for: event.key.routingKey, now: now) {
-                counts.waitingForSlot = budget.waitingForSlot
-                counts.slotMilliseconds = budget.slotMilliseconds
-            }
+            let routingKey = event.key.routingKey
+            var counts = byRoutingKey[routingKey] ?? .init(routingKey: RoutingKeyMask.mask(routingKey))
             if event.state == .pending { counts.pending += 1 } else { counts.dead += 1 }
-            byRoutingKey[masked] = counts
+            byRoutingKey[routingKey] = counts
+        }
+        for (routingKey, budget) in byRoutingKey.keys.compactMap({ key in core.deliveryBudget(for: key, now: now).map { (key, $0) } }) {
+            byRoutingKey[routingKey]!.waitingForSlot = budget.waitingForSlot
+            byRoutingKey[routingKey]!.slotMilliseconds = budget.slotMilliseconds
         }
         return QueueStatus(
             pending: machine.pendingCount, dead: machine.deadCount, inFlight: core.deliveriesInFlight,
