@@ -131,18 +131,6 @@ struct ClusterRig {
         }
     }
 
-    /// Posts as a client that retries does: a 5xx (HAProxy's 504 when a starved node took over
-    /// a second, a 503 during an election) is sent again, up to five times; dedup makes a retry
-    /// of the same bytes harmless. For a test's setup, where the answer's timing is not checked.
-    static func postRetrying(_ client: RelayClient, _ path: String, json body: [UInt8]) async throws -> RelayResponse {
-        var response = try await client.post(path, json: body)
-        for _ in 1..<5 where response.status >= 500 {
-            try await Task.sleep(for: .milliseconds(200))
-            response = try await client.post(path, json: body)
-        }
-        return response
-    }
-
     /// Cuts (or heals) every link to and from `node`.
     func isolate(_ node: Int, _ cut: Bool) {
         for (link, proxy) in links where link.from == node || link.to == node { proxy.blocked = cut }

@@ -73,13 +73,7 @@ import Testing
                             let body = TestSupport.alert(
                                 routingKey: Self.routingKey, dedupKey: "flood-\(index % Self.floodKeys)",
                                 extra: ["payload": ["summary": "telemetry \(index)", "source": "sensor-\(index % 7)", "severity": "info"]])
-                            // As a client would: a 503 (the node too busy to take it) is tried again.
-                            for _ in 0..<10 {
-                                let status = try await client.post("/v2/enqueue", json: body).status
-                                if status == 202 { accepted += 1 }
-                                guard status >= 500 else { break }
-                                try await Task.sleep(for: .milliseconds(100))
-                            }
+                            if try await client.postRetrying("/v2/enqueue", json: body).status == 202 { accepted += 1 }
                         }
                         return accepted
                     }
@@ -98,12 +92,7 @@ import Testing
                 "/v2/enqueue",
                 json: TestSupport.alert(routingKey: Self.routingKey, dedupKey: "pump-station-3", summary: "pump station 3 down"))
             #expect(critical.status == 202)
-            var arrival: MockPagerDuty.Delivery?
-            let deadline = ContinuousClock.now + .seconds(60)
-            while arrival == nil, ContinuousClock.now < deadline {
-                arrival = await upstream.deliveries.first { $0.dedupKey == "pump-station-3" }
-                if arrival == nil { try await Task.sleep(for: .milliseconds(10)) }
-            }
+            let arrival = try await upstream.waitForDelivery(where: { $0.dedupKey == "pump-station-3" })
             let arrivedAt = arrival?.arrivedAt ?? .now
             let ahead = await upstream.deliveries.filter { $0.arrivedAt > posted && $0.arrivedAt < arrivedAt }.count
             return Figures(
@@ -111,8 +100,13 @@ import Testing
                 throttled: 0,
                 floodAccepted: floodAccepted)
         }
-        try await Task.sleep(until: started + .seconds(Self.observedSeconds))
-        let deliveries = await upstream.deliveries.filter { $0.arrivedAt <= started + .seconds(Self.observedSeconds) }
+        // The window is complete once a request that arrived after it has been answered (the
+        // mock answers at once, so every earlier one has been recorded by then).
+        let windowEnd = started + .seconds(Self.observedSeconds)
+        let afterWindow = try await upstream.waitForDelivery(
+            where: { $0.arrivedAt > windowEnd }, timeout: .seconds(Self.observedSeconds + 60))
+        #expect(afterWindow != nil, "no request after the observed window")
+        let deliveries = await upstream.deliveries.filter { $0.arrivedAt <= windowEnd }
         figures.requests = deliveries.count
         figures.throttled = deliveries.filter { $0.status == 429 }.count
         #expect(await node.terminate() == 0)

@@ -49,10 +49,13 @@ import Testing
     }
 
     @Test func budgetsAndLanesHoldAcrossAKill9OfTheLeader() async throws {
-        // 600 a minute, a 100-ms slot, so that the test takes seconds rather than minutes.
-        try await ClusterRig.run(extraSettings: ["delivery_budget_per_minute: 600"]) { rig in
+        // The default budget, a 500-ms slot. A slot is spent when an attempt's intent is proposed
+        // and the request leaves once that commits, so slots shorter than a loaded cluster's commit
+        // (a 100-ms slot was tried) let requests whose slots were spent before the critical
+        // trigger existed arrive after it was posted, and blur what is measured.
+        try await ClusterRig.run(extraSettings: ["delivery_budget_per_minute: 120"]) { rig in
             let routingKey = TestSupport.routingKey(21)
-            let floodKeys = (0..<30).map { "telemetry-\($0)" }
+            let floodKeys = (0..<10).map { "telemetry-\($0)" }
             func info(_ index: Int) -> [UInt8] {
                 TestSupport.alert(
                     routingKey: routingKey, dedupKey: floodKeys[index % floodKeys.count],
@@ -62,8 +65,8 @@ import Testing
             // A patient client: beside the other suites, a commit can take longer than the rig's 2 s.
             let client = RelayClient(baseURL: rig.cluster.nodeURL(leader), timeoutMilliseconds: 10_000)
             defer { Task { try? await client.shutdown() } }
-            for index in 0..<300 { #expect(try await ClusterRig.postRetrying(client, "/v2/enqueue", json: info(index)).status == 202) }
-            try await ClusterRig.waitUntil("the flood under way") { await rig.upstream.deliveries.count >= 5 }
+            for index in 0..<100 { #expect(try await client.postRetrying("/v2/enqueue", json: info(index)).status == 202) }
+            try await ClusterRig.waitUntil("the flood under way") { await rig.upstream.deliveries.count >= 2 }
             await rig.cluster.kill9(leader)
             let survivor = try await rig.leader(otherThan: leader)
             let posted = ContinuousClock.now
@@ -78,18 +81,18 @@ import Testing
             let ahead = deliveries.filter { $0.arrivedAt > posted && $0.arrivedAt < arrived }.count
             #expect(ahead <= 1, "the critical trigger waited behind \(ahead) requests on the new leader")
             // Every reading's key ends with its last reading (queued ones may be coalesced).
-            let last = Dictionary(uniqueKeysWithValues: (270..<300).map { (floodKeys[$0 % floodKeys.count], "reading \($0)") })
+            let last = Dictionary(uniqueKeysWithValues: (90..<100).map { (floodKeys[$0 % floodKeys.count], "reading \($0)") })
             try await ClusterRig.waitUntil("every key's last reading delivered") {
                 let accepted = await rig.upstream.accepted
                 return last.allSatisfy { key, summary in
                     accepted.contains { $0.dedupKey == key && (($0.json?["payload"] as? [String: Any])?["summary"] as? String) == summary }
                 }
             }
-            // Paced by the budget throughout: no second holds more than its ten slots, plus one
+            // Paced by the budget throughout: no second holds more than its two slots, plus one
             // that a new leader's fresh budget may add, plus one for arrival jitter.
             let times = await rig.upstream.deliveries.filter { $0.routingKey == routingKey }.map(\.arrivedAt).sorted()
             let busiest = times.indices.map { start in times[start...].prefix { $0 < times[start] + .seconds(1) }.count }.max() ?? 0
-            #expect(busiest <= 12, "\(busiest) requests of one routing key within one second")
+            #expect(busiest <= 4, "\(busiest) requests of one routing key within one second")
         }
     }
 }

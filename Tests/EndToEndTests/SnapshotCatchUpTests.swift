@@ -26,7 +26,7 @@ import Testing
                 let body = Array(
                     #"{"routing_key":"0123456789abcdef0123456789abcdef","event_action":"trigger","dedup_key":"catch-up-\#(number)","payload":{"summary":"catch-up \#(number)","source":"test","severity":"error","custom_details":{"padding":"\#(padding)"}}}"#
                         .utf8)
-                let response = try await ClusterRig.postRetrying(client, "/v2/enqueue", json: body)
+                let response = try await client.postRetrying("/v2/enqueue", json: body)
                 #expect(response.status == 202, "event \(number): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
             }
             let leader = try await rig.leader()

@@ -39,7 +39,8 @@ import Testing
         #expect(!second.stderr.contains("role changed"), "the second process started an engine")
         // The first node never noticed: it still takes and delivers events.
         try await RelayClient.with(baseURL: first.url) { client in
-            let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "after-the-refusal"))
+            // A starved test process may read the request late and be told 503 to retry it.
+            let response = try await client.postRetrying("/v2/enqueue", json: TestSupport.alert(dedupKey: "after-the-refusal"))
             #expect(response.status == 202)
         }
         let missing = await upstream.waitUntilDelivered(dedupKeys: ["after-the-refusal"], timeout: .seconds(30))

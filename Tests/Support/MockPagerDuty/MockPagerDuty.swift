@@ -180,6 +180,21 @@ public actor MockPagerDuty {
         }
     }
 
+    /// Waits until a request, whatever its answer, satisfies `condition`; returns the first
+    /// that does, or nil after `timeout`.
+    public func waitForDelivery(
+        where condition: @Sendable (Delivery) -> Bool, timeout: Duration = .seconds(60)
+    ) async throws -> Delivery? {
+        let deadline = ContinuousClock.now + timeout
+        var seen = 0
+        while ContinuousClock.now < deadline {
+            if let found = deliveries[seen...].first(where: condition) { return found }
+            seen = deliveries.count
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
     /// Waits until every key in `dedupKeys` has been accepted at least once; returns the keys
     /// still missing when `timeout` ran out (empty when all arrived).
     public func waitUntilDelivered(dedupKeys: Set<String>, timeout: Duration) async -> Set<String> {
