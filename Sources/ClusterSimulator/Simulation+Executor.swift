@@ -123,16 +123,19 @@ extension Simulation {
             preconditionFailure("node \(id) answered request \(request), which it was not given or answered before")
         }
         guard case .success(let outcome) = result else { return }
+        let queued: UInt64?
         switch outcome {
-        case .accepted(_, let number), .duplicate(_, let number), .coalesced(_, let number):
-            if !appliedAcceptances.contains(acceptance) {
-                violation = "answer after apply: node \(id) acknowledged request \(index) before its entry was applied"
-                return
-            }
-            requests[index].acknowledged = true
-            acknowledgedEvents.insert(number)
-        default: break
+        case .accepted(_, let number), .duplicate(_, let number), .coalesced(_, let number): queued = number
+        // Recorded in its folder and not queued: acknowledged, with nothing to deliver.
+        case .repeatSuppressed: queued = nil
+        default: return
         }
+        if !appliedAcceptances.contains(acceptance) {
+            violation = "answer after apply: node \(id) acknowledged request \(index) before its entry was applied"
+            return
+        }
+        requests[index].acknowledged = true
+        if let queued { acknowledgedEvents.insert(queued) }
     }
 
     // MARK: the upstream

@@ -141,7 +141,8 @@ extension ByteWriter {
     public mutating func write(_ command: RelayCommand) {
         switch command {
         case .accept(let acceptance):
-            bytes.append(0)
+            // Tag 0 is an acceptance without facts, as logged before folders existed; 5 adds them.
+            bytes.append(acceptance.facts == nil ? 0 : 5)
             write(acceptance.kind.rawValue)
             write(acceptance.action.rawValue)
             write(acceptance.key)
@@ -149,6 +150,7 @@ extension ByteWriter {
             write(acceptance.body)
             write(acceptance.fingerprint)
             write(acceptance.receivedAtMilliseconds)
+            if let facts = acceptance.facts { write(facts) }
         case .recordAttempt(let number, let attempt):
             bytes.append(1)
             write(number)
@@ -181,6 +183,9 @@ extension ByteWriter {
             bytes.append(7)
             write(count)
         case .intentOpened: bytes.append(8)
+        case .repeatSuppressed(let key):
+            bytes.append(9)
+            write(key)
         }
     }
 
@@ -208,6 +213,41 @@ extension ByteWriter {
         write(intent.eventNumber)
         write(intent.term)
         write(intent.attempt)
+    }
+
+    public mutating func write(_ facts: IncidentFacts) {
+        write(optional: facts.severity) { $0.write($1.rawValue) }
+        write(facts.summary)
+        write(facts.source)
+    }
+
+    public mutating func write(_ folder: IncidentFolder) {
+        write(folder.key)
+        write(folder.state.rawValue)
+        write(folder.source)
+        write(folder.firstSeenAtMilliseconds)
+        write(folder.lastSeenAtMilliseconds)
+        write(folder.counts.triggers)
+        write(folder.counts.acknowledges)
+        write(folder.counts.resolves)
+        write(folder.counts.repeatsSuppressed)
+        write(optional: folder.lastForwardedTrigger) { writer, trigger in
+            writer.write(trigger.eventNumber)
+            writer.write(optional: trigger.severity) { $0.write($1.rawValue) }
+            writer.write(trigger.summary)
+            writer.write(trigger.receivedAtMilliseconds)
+        }
+        write(UInt64(folder.history.count))
+        for entry in folder.history {
+            write(optional: entry.eventNumber) { $0.write($1) }
+            write(entry.action.rawValue)
+            write(optional: entry.severity) { $0.write($1.rawValue) }
+            write(entry.summary)
+            write(entry.receivedAtMilliseconds)
+            write(entry.outcome.rawValue)
+        }
+        write(folder.droppedEntries)
+        write(folder.sequence)
     }
 
     public mutating func write(_ entry: DedupEntry) {
@@ -242,12 +282,12 @@ extension ByteReader {
 
     public mutating func readCommand() throws(DecodingFailure) -> RelayCommand {
         switch try readUInt64() {
-        case 0:
+        case let tag where tag == 0 || tag == 5:
             return .accept(
                 Acceptance(
                     kind: try read(EventKind.self), action: try read(EventAction.self), key: try readOrderingKey(),
                     keyWasAssigned: try readBool(), body: try readBytes(), fingerprint: try readBytes(),
-                    receivedAtMilliseconds: try readInt64()))
+                    receivedAtMilliseconds: try readInt64(), facts: tag == 5 ? try readFacts() : nil))
         case 1: return .recordAttempt(eventNumber: try readUInt64(), try readAttempt())
         case 2: return .retryDead(try readFilter())
         case 3: return .purge(try readFilter())
@@ -267,6 +307,7 @@ extension ByteReader {
         case 6: return .retried(count: try readInt(), superseded: try readInt())
         case 7: return .purged(count: try readInt())
         case 8: return .intentOpened
+        case 9: return .repeatSuppressed(dedupKey: try readString())
         case let tag: throw DecodingFailure("unknown result tag \(tag)")
         }
     }
@@ -288,6 +329,47 @@ extension ByteReader {
         return DeliveryIntent(key: key, eventNumber: eventNumber, term: term, attempt: attempt)
     }
 
+    public mutating func readFacts() throws(DecodingFailure) -> IncidentFacts {
+        IncidentFacts(
+            severity: try read { (reader) throws(DecodingFailure) in try reader.read(Severity.self) }, summary: try readString(),
+            source: try readString())
+    }
+
+    public mutating func readFolder() throws(DecodingFailure) -> IncidentFolder {
+        let key = try readOrderingKey()
+        let state = try read(IncidentFolder.State.self)
+        let source = try readString()
+        let firstSeen = try readInt64()
+        let lastSeen = try readInt64()
+        var counts = IncidentFolder.Counts()
+        counts.triggers = try readInt()
+        counts.acknowledges = try readInt()
+        counts.resolves = try readInt()
+        counts.repeatsSuppressed = try readInt()
+        let forwarded = try read { (reader) throws(DecodingFailure) in
+            IncidentFolder.ForwardedTrigger(
+                eventNumber: try reader.readUInt64(),
+                severity: try reader.read { (reader) throws(DecodingFailure) in try reader.read(Severity.self) },
+                summary: try reader.readString(), receivedAtMilliseconds: try reader.readInt64())
+        }
+        let entryCount = try readCount()
+        guard entryCount <= IncidentFolder.maxHistoryEntries else {
+            throw DecodingFailure("a folder with \(entryCount) history entries; at most \(IncidentFolder.maxHistoryEntries) are kept")
+        }
+        var history: [IncidentFolder.Entry] = []
+        for _ in 0..<entryCount {
+            history.append(
+                IncidentFolder.Entry(
+                    eventNumber: try read { (reader) throws(DecodingFailure) in try reader.readUInt64() },
+                    action: try read(EventAction.self),
+                    severity: try read { (reader) throws(DecodingFailure) in try reader.read(Severity.self) }, summary: try readString(),
+                    receivedAtMilliseconds: try readInt64(), outcome: try read(IncidentFolder.Outcome.self)))
+        }
+        return IncidentFolder(
+            key: key, state: state, source: source, firstSeenAtMilliseconds: firstSeen, lastSeenAtMilliseconds: lastSeen, counts: counts,
+            lastForwardedTrigger: forwarded, history: history, droppedEntries: try readInt(), sequence: try readUInt64())
+    }
+
     public mutating func readDedupEntry() throws(DecodingFailure) -> DedupEntry {
         DedupEntry(
             key: try readOrderingKey(), lastNumber: try readUInt64(), lastAction: try read(EventAction.self),
@@ -306,5 +388,20 @@ extension RelayCommand {
         var reader = ByteReader(encoded)
         self = try reader.readCommand()
         guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a command") }
+    }
+}
+
+extension IncidentFolder {
+    /// The folder as the store keeps it: one blob per folder, written whole on each change.
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 512)
+        writer.write(self)
+        return writer.bytes
+    }
+
+    public init(encoded: [UInt8]) throws(DecodingFailure) {
+        var reader = ByteReader(encoded)
+        self = try reader.readFolder()
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a folder") }
     }
 }

@@ -9,11 +9,15 @@ public struct Acceptance: Sendable, Equatable {
     public let body: [UInt8]
     public let fingerprint: [UInt8]
     public let receivedAtMilliseconds: Int64
+    /// What the incident's folder records, and repeats are compared by. Nil for an acknowledge
+    /// or resolve, and for a command logged before folders existed.
+    public let facts: IncidentFacts?
 
     public init(
         kind: EventKind, action: EventAction, key: OrderingKey, keyWasAssigned: Bool, body: [UInt8],
-        fingerprint: [UInt8], receivedAtMilliseconds: Int64
+        fingerprint: [UInt8], receivedAtMilliseconds: Int64, facts: IncidentFacts? = nil
     ) {
+        self.facts = facts
         self.kind = kind
         self.action = action
         self.key = key
@@ -37,7 +41,7 @@ public struct Acceptance: Sendable, Equatable {
             kind: event.api.kind, action: event.action,
             key: OrderingKey(routingKey: event.routingKey, dedupKey: dedupKey),
             keyWasAssigned: event.dedupKey == nil && templated == nil, body: event.upstreamBody(assignedDedupKey: dedupKey),
-            fingerprint: event.fingerprint, receivedAtMilliseconds: receivedAtMilliseconds)
+            fingerprint: event.fingerprint, receivedAtMilliseconds: receivedAtMilliseconds, facts: event.incidentFacts)
     }
 }
 
@@ -64,6 +68,9 @@ public enum CommandResult: Sendable, Equatable {
     case duplicate(dedupKey: String, eventNumber: UInt64)
     /// Replaced a queued, not yet started event of the same action for this key.
     case coalesced(dedupKey: String, eventNumber: UInt64)
+    /// A trigger that repeats the open incident's last forwarded one, within the repeat
+    /// interval: recorded in its folder, not queued.
+    case repeatSuppressed(dedupKey: String)
     /// The queue is at its limit; nothing was queued and the client must retry later.
     case queueFull
     case attemptRecorded
@@ -85,4 +92,6 @@ public enum StoreMutation: Sendable, Equatable {
     case setNextEventNumber(UInt64)
     case putIntent(DeliveryIntent)
     case deleteIntent(OrderingKey)
+    case putFolder(IncidentFolder)
+    case deleteFolder(OrderingKey)
 }

@@ -12,11 +12,29 @@ public struct RelayStateMachine: Sendable {
         public var maxDedupKeys: Int
         /// A byte-identical event for the same key within this window is a client retry.
         public var duplicateWindowMilliseconds: Int64
+        /// Incident folders kept. The least recently changed is forgotten first past it; a
+        /// forgotten folder only means a later repeat is forwarded once more.
+        public var maxIncidentFolders: Int
+        /// A trigger for an open incident with the same severity and summary as the last one
+        /// forwarded, within this long of it, is recorded but not forwarded. 0 forwards every one.
+        public var repeatIntervalMilliseconds: Int64
 
-        public init(maxQueuedEvents: Int = 100_000, maxDedupKeys: Int = 200_000, duplicateWindowMilliseconds: Int64 = 60_000) {
+        /// Folders are up to about 10 KB each (`IncidentFolder.maxHistoryEntries`), so a million
+        /// of them could take 10 GB of memory and snapshot.
+        public static let maxIncidentFoldersLimit = 1_000_000
+        /// A day: a repeat suppressed for longer would hide that a fault is still there from
+        /// anyone who looks at PagerDuty's alert log.
+        public static let maxRepeatIntervalMilliseconds: Int64 = 86_400_000
+
+        public init(
+            maxQueuedEvents: Int = 100_000, maxDedupKeys: Int = 200_000, duplicateWindowMilliseconds: Int64 = 60_000,
+            maxIncidentFolders: Int = 10_000, repeatIntervalMilliseconds: Int64 = 300_000
+        ) {
             self.maxQueuedEvents = maxQueuedEvents
             self.maxDedupKeys = maxDedupKeys
             self.duplicateWindowMilliseconds = duplicateWindowMilliseconds
+            self.maxIncidentFolders = maxIncidentFolders
+            self.repeatIntervalMilliseconds = repeatIntervalMilliseconds
         }
 
         /// Checked at startup: a dedup table smaller than the queue could not keep a key for
@@ -30,6 +48,16 @@ public struct RelayStateMachine: Sendable {
             }
             guard duplicateWindowMilliseconds >= 0 else {
                 throw ConfigurationError("duplicate_window_milliseconds must not be negative")
+            }
+            guard (1...Self.maxIncidentFoldersLimit).contains(maxIncidentFolders) else {
+                throw ConfigurationError(
+                    "max_incident_folders must be 1-\(Self.maxIncidentFoldersLimit), not \(maxIncidentFolders): each folder holds up to about 10 KB"
+                )
+            }
+            guard (0...Self.maxRepeatIntervalMilliseconds).contains(repeatIntervalMilliseconds) else {
+                throw ConfigurationError(
+                    "repeat_interval_milliseconds must be 0-\(Self.maxRepeatIntervalMilliseconds) (0 forwards every repeat), not \(repeatIntervalMilliseconds)"
+                )
             }
         }
     }
@@ -62,18 +90,37 @@ public struct RelayStateMachine: Sendable {
     private var evictionOrder: Deque<(number: UInt64, key: OrderingKey)> = []
     public private(set) var pendingCount = 0
     public private(set) var deadCount = 0
+    private var folders: [OrderingKey: IncidentFolder] = [:]
+    /// Folders in order of their last change, for forgetting the oldest; entries whose sequence
+    /// no longer matches the folder are stale and skipped.
+    private var folderOrder: Deque<(sequence: UInt64, key: OrderingKey)> = []
+    /// The next folder change's `IncidentFolder.sequence`.
+    private var nextFolderSequence: UInt64 = 1
 
     public init(limits: Limits) {
         self.limits = limits
         self.nextEventNumber = 1
     }
 
-    /// Rebuilds the state from what the store holds.
+    /// Rebuilds the state from what the store or a snapshot holds.
+    public init(limits: Limits, contents: Contents) {
+        self.init(
+            limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber,
+            intents: contents.intents, folders: contents.folders)
+    }
+
     public init(
-        limits: Limits, events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64, intents: [DeliveryIntent] = []
+        limits: Limits, events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64, intents: [DeliveryIntent] = [],
+        folders: [IncidentFolder] = []
     ) {
         self.init(limits: limits)
         self.nextEventNumber = nextEventNumber
+        for folder in folders.sorted(by: { $0.sequence < $1.sequence }) {
+            precondition(self.folders[folder.key] == nil, "two folders for \(folder.key)")
+            self.folders[folder.key] = folder
+            folderOrder.append((folder.sequence, folder.key))
+            nextFolderSequence = folder.sequence + 1
+        }
         for entry in dedupEntries.sorted(by: { $0.lastNumber < $1.lastNumber }) {
             dedup[entry.key] = entry
             evictionOrder.append((entry.lastNumber, entry.key))
@@ -127,12 +174,28 @@ public struct RelayStateMachine: Sendable {
 
     public var dedupKeyCount: Int { dedup.count }
 
+    public func folder(for key: OrderingKey) -> IncidentFolder? { folders[key] }
+
+    public var folderCount: Int { folders.count }
+
+    /// Folders that `filter` selects, most recently changed first, starting below the sequence
+    /// `before` (a page's cursor).
+    public func folders(matching filter: IncidentFilter, before: UInt64 = .max, limit: Int) -> [IncidentFolder] {
+        var page: [IncidentFolder] = []
+        for (sequence, key) in folderOrder.reversed() where sequence < before {
+            guard page.count < limit else { break }
+            guard let folder = folders[key], folder.sequence == sequence, filter.matches(folder) else { continue }
+            page.append(folder)
+        }
+        return page
+    }
+
     /// The whole state, in the form the store and a snapshot hold it.
-    public var contents: (events: [QueuedEvent], dedupEntries: [DedupEntry], nextEventNumber: UInt64, intents: [DeliveryIntent]) {
-        (
-            events.values.sorted { $0.number < $1.number }, dedup.values.sorted { $0.lastNumber < $1.lastNumber }, nextEventNumber,
-            intents.values.sorted { $0.eventNumber < $1.eventNumber }
-        )
+    public var contents: Contents {
+        Contents(
+            events: events.values.sorted { $0.number < $1.number }, dedupEntries: dedup.values.sorted { $0.lastNumber < $1.lastNumber },
+            nextEventNumber: nextEventNumber, intents: intents.values.sorted { $0.eventNumber < $1.eventNumber },
+            folders: folders.values.sorted { $0.sequence < $1.sequence })
     }
 
     // MARK: apply
@@ -165,6 +228,10 @@ public struct RelayStateMachine: Sendable {
             return .duplicate(dedupKey: retryKey.dedupKey, eventNumber: entry.lastNumber)
         }
         let key = acceptance.key
+        if isRepeat(acceptance) {
+            file(acceptance, eventNumber: nil, outcome: .repeatSuppressed, effects: &effects)
+            return .repeatSuppressed(dedupKey: key.dedupKey)
+        }
         if let queue = queues[key], queue.count >= 2, let tailNumber = queue.last, var tail = events[tailNumber],
             tail.action == acceptance.action
         {
@@ -176,6 +243,8 @@ public struct RelayStateMachine: Sendable {
             events[tailNumber] = tail
             effects.mutations.append(.putEvent(tail))
             remember(acceptance, number: tailNumber, effects: &effects)
+            settle(tail, as: .replaced, effects: &effects)
+            file(acceptance, eventNumber: tailNumber, outcome: .queued, effects: &effects)
             return .coalesced(dedupKey: key.dedupKey, eventNumber: tailNumber)
         }
         guard queuedCount < limits.maxQueuedEvents else { return .queueFull }
@@ -185,6 +254,7 @@ public struct RelayStateMachine: Sendable {
             number: number, kind: acceptance.kind, action: acceptance.action, key: key, body: acceptance.body,
             fingerprint: acceptance.fingerprint, receivedAtMilliseconds: acceptance.receivedAtMilliseconds)
         remember(acceptance, number: number, effects: &effects)
+        file(acceptance, eventNumber: number, outcome: .queued, effects: &effects)
         insert(event)
         effects.mutations.append(.putEvent(event))
         effects.mutations.append(.setNextEventNumber(nextEventNumber))
@@ -237,6 +307,7 @@ public struct RelayStateMachine: Sendable {
         effects.mutations.append(.appendAttempt(eventNumber: number, attempt))
         switch attempt.outcome {
         case .delivered:
+            settle(event, as: .delivered, effects: &effects)
             remove(number)
             effects.mutations.append(.deleteEvent(number))
             effects.changedKeys.append(event.key)
@@ -245,6 +316,7 @@ public struct RelayStateMachine: Sendable {
             events[number] = event
             effects.mutations.append(.putEvent(event))
         case .deadLettered:
+            settle(event, as: .deadLettered, effects: &effects)
             event.lastError = attempt.detail
             event.state = .dead
             events[number] = event
@@ -276,6 +348,7 @@ public struct RelayStateMachine: Sendable {
             event.lastError = nil
             events[event.number] = event
             queues[event.key] = [event.number]
+            settle(event, as: .queued, from: .deadLettered, effects: &effects)
             deadCount -= 1
             pendingCount += 1
             effects.mutations.append(.putEvent(event))
@@ -289,11 +362,89 @@ public struct RelayStateMachine: Sendable {
         let doomed = events(matching: filter, limit: .max)
         for event in doomed {
             let wasHead = queues[event.key]?.first == event.number
+            settle(event, as: .purged, from: event.state == .dead ? .deadLettered : .queued, effects: &effects)
             remove(event.number)
             effects.mutations.append(.deleteEvent(event.number))
             if wasHead { effects.changedKeys.append(event.key) }
         }
         return .purged(count: doomed.count)
+    }
+
+    // MARK: incident folders
+
+    /// A trigger that adds nothing to an open incident: the same severity and summary as the
+    /// trigger PagerDuty already has (or will have), within the repeat interval of it.
+    private func isRepeat(_ acceptance: Acceptance) -> Bool {
+        guard limits.repeatIntervalMilliseconds > 0, acceptance.kind == .alert, acceptance.action == .trigger,
+            let facts = acceptance.facts, let folder = folders[acceptance.key], folder.state != .resolved,
+            let forwarded = folder.lastForwardedTrigger
+        else { return false }
+        return forwarded.severity == facts.severity && forwarded.summary == facts.summary
+            && acceptance.receivedAtMilliseconds - forwarded.receivedAtMilliseconds <= limits.repeatIntervalMilliseconds
+    }
+
+    /// Records an accepted alert event in its incident's folder, creating the folder if needed.
+    private mutating func file(_ acceptance: Acceptance, eventNumber: UInt64?, outcome: IncidentFolder.Outcome, effects: inout Effects) {
+        guard acceptance.kind == .alert else { return }
+        let key = acceptance.key
+        let at = acceptance.receivedAtMilliseconds
+        let facts = acceptance.facts
+        var folder =
+            folders[key]
+            ?? IncidentFolder(key: key, state: .open, source: "", firstSeenAtMilliseconds: at, lastSeenAtMilliseconds: at, sequence: 0)
+        let isNew = folders[key] == nil
+        folder.lastSeenAtMilliseconds = max(folder.lastSeenAtMilliseconds, at)
+        if let source = facts?.source, !source.isEmpty { folder.source = source }
+        if outcome == .repeatSuppressed {
+            folder.counts.repeatsSuppressed += 1
+        } else {
+            switch acceptance.action {
+            case .trigger: folder.counts.triggers += 1
+            case .acknowledge: folder.counts.acknowledges += 1
+            case .resolve: folder.counts.resolves += 1
+            case .change: preconditionFailure("a change event was filed as an incident")
+            }
+            folder.state = IncidentFolder.state(after: acceptance.action, from: isNew ? nil : folder.state) ?? folder.state
+            if acceptance.action == .trigger, let eventNumber {
+                folder.lastForwardedTrigger = .init(
+                    eventNumber: eventNumber, severity: facts?.severity, summary: facts?.summary ?? "", receivedAtMilliseconds: at)
+            }
+        }
+        folder.append(
+            .init(
+                eventNumber: eventNumber, action: acceptance.action, severity: facts?.severity, summary: facts?.summary ?? "",
+                receivedAtMilliseconds: at, outcome: outcome))
+        folder.sequence = nextFolderSequence
+        nextFolderSequence += 1
+        folderOrder.append((folder.sequence, key))
+        folders[key] = folder
+        effects.mutations.append(.putFolder(folder))
+        if isNew { forgetOldFolders(effects: &effects) }
+    }
+
+    /// Records what became of a queued event in its folder, if the folder still holds it.
+    private mutating func settle(
+        _ event: QueuedEvent, as outcome: IncidentFolder.Outcome, from previous: IncidentFolder.Outcome = .queued,
+        effects: inout Effects
+    ) {
+        guard var folder = folders[event.key] else { return }
+        let hadForwarded = folder.lastForwardedTrigger
+        guard folder.settle(eventNumber: event.number, as: outcome, from: previous) || folder.lastForwardedTrigger != hadForwarded
+        else { return }
+        folders[event.key] = folder
+        effects.mutations.append(.putFolder(folder))
+    }
+
+    private mutating func forgetOldFolders(effects: inout Effects) {
+        while folders.count > limits.maxIncidentFolders, let (sequence, key) = folderOrder.popFirst() {
+            guard folders[key]?.sequence == sequence else { continue }
+            folders[key] = nil
+            effects.mutations.append(.deleteFolder(key))
+        }
+        precondition(folders.count <= limits.maxIncidentFolders, "the folders are over their limit")
+        if folderOrder.count > 2 * folders.count + 1024 {
+            folderOrder = Deque(folders.values.sorted { $0.sequence < $1.sequence }.map { ($0.sequence, $0.key) })
+        }
     }
 
     // MARK: bookkeeping

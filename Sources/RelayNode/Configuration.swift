@@ -445,6 +445,8 @@ extension RelayConfiguration {
         .integer("queue_high_water_events", \.queueHighWaterEvents),
         .integer("max_dedup_keys", \.queue.maxDedupKeys),
         .integer("duplicate_window_milliseconds", \.queue.duplicateWindowMilliseconds),
+        .integer("max_incident_folders", \.queue.maxIncidentFolders),
+        .integer("repeat_interval_milliseconds", \.queue.repeatIntervalMilliseconds),
         .integer("max_event_bytes", \.maxEventBytes),
         .integer("max_commit_batch_events", \.maxCommitBatchEvents),
         .optional("admin_token", \.adminToken),

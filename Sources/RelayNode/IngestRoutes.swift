@@ -60,6 +60,9 @@ struct IngestRoutes: Sendable {
             case .coalesced(let dedupKey, _):
                 metrics.accepted(api, "coalesced")
                 return JSONResponses.accepted(api, dedupKey: dedupKey)
+            case .repeatSuppressed(let dedupKey):
+                metrics.accepted(api, "repeat_suppressed")
+                return JSONResponses.accepted(api, dedupKey: dedupKey)
             case .queueFull:
                 metrics.rejected("queue_full")
                 return JSONResponses.unavailable(

@@ -321,6 +321,10 @@ public actor RelayEngine {
         core.raft.machine.events(matching: filter, limit: limit)
     }
 
+    func folders(matching filter: IncidentFilter, before: UInt64, limit: Int) -> [IncidentFolder] {
+        core.raft.machine.folders(matching: filter, before: before, limit: limit)
+    }
+
     func attempts(of eventNumber: UInt64) async throws -> [AttemptRecord] {
         try await store.attempts(eventNumber: eventNumber)
     }

@@ -98,6 +98,7 @@ public enum RelayNode {
             readinessMaxLagEntries: configuration.readinessMaxLagEntries, members: members, transfers: transfers
         ).register(on: router)
         QueueRoutes(engine: engine, commands: commands, adminToken: configuration.adminToken).register(on: router)
+        IncidentRoutes(engine: engine, adminToken: configuration.adminToken).register(on: router)
         services.append(
             Application(
                 router: router,

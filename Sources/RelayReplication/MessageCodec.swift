@@ -120,6 +120,8 @@ public enum MessageCodec {
         for entry in contents.dedupEntries { writer.write(entry) }
         writer.write(UInt64(contents.intents.count))
         for intent in contents.intents { writer.write(intent) }
+        writer.write(UInt64(contents.folders.count))
+        for folder in contents.folders { writer.write(folder) }
     }
 
     private static func readSnapshot(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure)
@@ -134,8 +136,10 @@ public enum MessageCodec {
         for _ in 0..<(try reader.readCount()) { dedup.append(try reader.readDedupEntry()) }
         var intents: [DeliveryIntent] = []
         for _ in 0..<(try reader.readCount()) { intents.append(try reader.readIntent()) }
+        var folders: [IncidentFolder] = []
+        for _ in 0..<(try reader.readCount()) { folders.append(try reader.readFolder()) }
         let machine = RelayStateMachine(
-            limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents)
+            limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents, folders: folders)
         return Snapshot(index: index, term: snapshotTerm, machine: machine)
     }
 

@@ -9,19 +9,15 @@ import RelayCore
 /// thread-safe, and a blocking fsync must not hold a Swift concurrency thread), which is why the
 /// class can be `Sendable`.
 public final class RelayStore: @unchecked Sendable {
-    public struct Contents: Sendable {
-        public var events: [QueuedEvent]
-        public var dedupEntries: [DedupEntry]
-        public var nextEventNumber: UInt64
-        public var intents: [DeliveryIntent]
-    }
+    public typealias Contents = RelayStateMachine.Contents
 
     public static let fileName = "pdrelay.sqlite"
     /// Attempts kept per event for `pdrelay queue show`; older ones are dropped.
     public static let maxAttemptsKeptPerEvent = 50
     /// 2 added the replicated log (`raft_log`); a version-1 store opens as a log that starts after it.
     /// 3 added open delivery intents (`intents`); an older store has none open.
-    static let schemaVersion: Int64 = 3
+    /// 4 added incident folders (`incidents`); an older store starts with none.
+    static let schemaVersion: Int64 = 4
 
     public let path: String
     private let queue = DispatchQueue(label: "pdrelay.store")
@@ -73,8 +69,17 @@ public final class RelayStore: @unchecked Sendable {
             var intents: [DeliveryIntent] = []
             s.selectIntents.bind([])
             while try s.selectIntents.step() { intents.append(try Self.intent(from: s.selectIntents)) }
+            var folders: [IncidentFolder] = []
+            s.selectFolders.bind([])
+            while try s.selectFolders.step() {
+                do {
+                    folders.append(try IncidentFolder(encoded: s.selectFolders.blob(0)))
+                } catch {
+                    throw StoreError("an incident folder is unreadable: \(error)")
+                }
+            }
             let next = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_event_number'") ?? 1
-            return Contents(events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents)
+            return Contents(events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents, folders: folders)
         }
     }
 
@@ -175,6 +180,10 @@ public final class RelayStore: @unchecked Sendable {
             ])
         case .deleteIntent(let key):
             try s.deleteIntent.run([.text(key.routingKey), .text(key.dedupKey)])
+        case .putFolder(let folder):
+            try s.putFolder.run([.text(folder.key.routingKey), .text(folder.key.dedupKey), .blob(folder.encoded)])
+        case .deleteFolder(let key):
+            try s.deleteFolder.run([.text(key.routingKey), .text(key.dedupKey)])
         }
     }
 
@@ -226,8 +235,11 @@ public final class RelayStore: @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS intents (
                 routing_key TEXT NOT NULL, dedup_key TEXT NOT NULL, event_number INTEGER NOT NULL, term INTEGER NOT NULL,
                 attempt INTEGER NOT NULL, PRIMARY KEY (routing_key, dedup_key)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS incidents (
+                routing_key TEXT NOT NULL, dedup_key TEXT NOT NULL, folder BLOB NOT NULL,
+                PRIMARY KEY (routing_key, dedup_key)) WITHOUT ROWID;
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', \(schemaVersion));
-            UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2);
+            UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2, 3);
             """)
         let version = try connection.scalar("SELECT value FROM meta WHERE name = 'schema_version'") ?? 0
         guard version == schemaVersion else {
@@ -242,6 +254,7 @@ struct Statements {
     let putEvent, deleteEvent, selectEvents: Statement
     let putDedup, deleteDedup, selectDedup: Statement
     let putIntent, deleteIntent, selectIntents: Statement
+    let putFolder, deleteFolder, selectFolders: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
     let putEntry, truncateLog, compactLog, compactStep, termAt, selectEntries: Statement
@@ -259,6 +272,9 @@ struct Statements {
         putIntent = try c.prepare("INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?)")
         deleteIntent = try c.prepare("DELETE FROM intents WHERE routing_key = ? AND dedup_key = ?")
         selectIntents = try c.prepare("SELECT * FROM intents")
+        putFolder = try c.prepare("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?)")
+        deleteFolder = try c.prepare("DELETE FROM incidents WHERE routing_key = ? AND dedup_key = ?")
+        selectFolders = try c.prepare("SELECT folder FROM incidents")
         appendAttempt = try c.prepare("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)")
         trimAttempts = try c.prepare(
             "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)"

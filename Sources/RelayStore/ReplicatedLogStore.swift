@@ -35,9 +35,7 @@ extension RelayStore {
                     Entry(term: Term(select.int64(1)), index: LogIndex(select.int64(0)), command: try blob.map(RelayCommand.init(encoded:)))
                 )
             }
-            let machine = RelayStateMachine(
-                limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber,
-                intents: contents.intents)
+            let machine = RelayStateMachine(limits: limits, contents: contents)
             let snapshot = appliedIndex > 0 ? Snapshot(index: appliedIndex, term: appliedTerm, machine: machine) : nil
             Self.check(appliedIndex: appliedIndex, appliedTerm: appliedTerm, entries: entries)
             return Recovered(
@@ -96,11 +94,13 @@ extension RelayStore {
             try s.putMeta.run([.text("applied_index"), .integer(Int64(index))])
             try s.putMeta.run([.text("applied_term"), .integer(Int64(term))])
         case .install(let snapshot):
-            try connection.execute("DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents;")
+            try connection.execute(
+                "DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents; DELETE FROM incidents;")
             let contents = snapshot.machine.contents
             for event in contents.events { try apply(.putEvent(event)) }
             for entry in contents.dedupEntries { try apply(.putDedup(entry)) }
             for intent in contents.intents { try apply(.putIntent(intent)) }
+            for folder in contents.folders { try apply(.putFolder(folder)) }
             try apply(.setNextEventNumber(contents.nextEventNumber))
             try s.putMeta.run([.text("applied_index"), .integer(Int64(snapshot.index))])
             try s.putMeta.run([.text("applied_term"), .integer(Int64(snapshot.term))])

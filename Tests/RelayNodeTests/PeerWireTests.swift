@@ -25,7 +25,8 @@ import Testing
 
     @Test func everyOutcomeCrossesThePeerLinkAsItself() throws {
         let outcomes: [Result<CommandResult, EngineError>] =
-            [.success(.accepted(dedupKey: "db-1", eventNumber: 7))] + Self.everyError.map { .failure($0) }
+            [.success(.accepted(dedupKey: "db-1", eventNumber: 7)), .success(.repeatSuppressed(dedupKey: "db-1"))]
+            + Self.everyError.map { .failure($0) }
         #expect(try PeerWire.decodeOutcomes(PeerWire.encode(outcomes: outcomes)) == outcomes)
     }
 

@@ -17,6 +17,14 @@ import Testing
     var commands: [RelayCommand] {
         [
             .accept(acceptance),
+            .accept(
+                Acceptance(
+                    kind: .alert, action: .trigger, key: key, keyWasAssigned: true, body: [1], fingerprint: [9],
+                    receivedAtMilliseconds: 5, facts: IncidentFacts(severity: .warning, summary: "disk 91% full", source: "db-1"))),
+            .accept(
+                Acceptance(
+                    kind: .alert, action: .trigger, key: key, keyWasAssigned: false, body: [1], fingerprint: [9],
+                    receivedAtMilliseconds: 5, facts: IncidentFacts(severity: nil, summary: "", source: ""))),
             .recordAttempt(
                 eventNumber: 42,
                 AttemptRecord(outcome: .retry, atMilliseconds: -5, durationMilliseconds: 840, statusCode: nil, detail: "no answer")),
@@ -58,6 +66,7 @@ import Testing
                 #expect(received.index == sent.index)
                 #expect(received.machine.contents.events == sent.machine.contents.events)
                 #expect(received.machine.contents.dedupEntries == sent.machine.contents.dedupEntries)
+                #expect(received.machine.contents.folders == sent.machine.contents.folders)
             default: #expect("\(original.body)" == "\(copy.body)")
             }
         }

@@ -1,0 +1,21 @@
+extension RelayStateMachine {
+    /// The whole replicated state, in the form the store and a snapshot hold it.
+    public struct Contents: Sendable, Equatable {
+        public var events: [QueuedEvent]
+        public var dedupEntries: [DedupEntry]
+        public var nextEventNumber: UInt64
+        public var intents: [DeliveryIntent]
+        public var folders: [IncidentFolder]
+
+        public init(
+            events: [QueuedEvent] = [], dedupEntries: [DedupEntry] = [], nextEventNumber: UInt64 = 1, intents: [DeliveryIntent] = [],
+            folders: [IncidentFolder] = []
+        ) {
+            self.events = events
+            self.dedupEntries = dedupEntries
+            self.nextEventNumber = nextEventNumber
+            self.intents = intents
+            self.folders = folders
+        }
+    }
+}
