@@ -48,6 +48,65 @@ import Testing
         }
     }
 
+    /// The folder of `dedupKey` as `node` shows it: its counts and its history's outcomes.
+    static func folder(_ rig: ClusterRig, _ node: Int, _ dedupKey: String) async -> (
+        counts: [String: Int], outcomes: [String], state: String?
+    ) {
+        let folder = (try? await rig.nodes[node]!.get("/v1/incidents/\(dedupKey)").json) ?? [:]
+        let incident = folder["incident"] as? [String: Any] ?? [:]
+        let history = folder["history"] as? [[String: Any]] ?? []
+        return (incident["counts"] as? [String: Int] ?? [:], history.compactMap { $0["outcome"] as? String }, incident["state"] as? String)
+    }
+
+    @Test func foldersAndRepeatSuppressionGiveTheSameAnswersOnEveryNodeAcrossAKill9OfTheLeader() async throws {
+        try await ClusterRig.run { rig in
+            let leader = try await rig.leader()
+            let client = rig.nodes[leader]!
+            func trigger(_ note: String) -> [UInt8] {
+                TestSupport.alert(dedupKey: "pump-7", summary: "pump 7 pressure low", extra: ["client": note])
+            }
+            #expect(try await client.post("/v2/enqueue", json: trigger("first")).status == 202)
+            _ = try await rig.upstream.waitForAccepted(until: { $0.dedupKey == "pump-7" })
+            #expect(try await client.post("/v2/enqueue", json: trigger("repeat before the kill")).status == 202)
+            #expect(try await client.post("/v2/enqueue", json: TestSupport.alert("acknowledge", dedupKey: "pump-7")).status == 202)
+            _ = try await rig.upstream.waitForAccepted(until: { $0.dedupKey == "pump-7" && $0.action == "acknowledge" })
+            let before = (
+                ["triggers": 1, "acknowledges": 1, "resolves": 0, "repeats_suppressed": 1], ["delivered", "repeat_suppressed", "delivered"]
+            )
+            for node in LocalCluster.nodes {
+                try await ClusterRig.waitUntil("node \(node)'s folder before the kill") {
+                    let folder = await Self.folder(rig, node, "pump-7")
+                    return (folder.counts, folder.outcomes) == before && folder.state == "acknowledged"
+                }
+            }
+
+            await rig.cluster.kill9(leader)
+            let survivor = try await rig.leader(otherThan: leader)
+            // The new leader knows the incident is open with this trigger: the repeat is held back.
+            try await ClusterRig.waitUntil("a 202 from the new leader") {
+                (try? await rig.nodes[survivor]!.post("/v2/enqueue", json: trigger("repeat after the kill")))?.status == 202
+            }
+            #expect(
+                try await rig.nodes[survivor]!.post("/v2/enqueue", json: TestSupport.alert("resolve", dedupKey: "pump-7")).status == 202)
+            _ = try await rig.upstream.waitForAccepted(until: { $0.dedupKey == "pump-7" && $0.action == "resolve" })
+            let actions = await rig.upstream.accepted.filter { $0.dedupKey == "pump-7" }.map { $0.action ?? "" }
+            #expect(actions == ["trigger", "acknowledge", "resolve"], "no repeat was forwarded, before or after the kill")
+
+            try await rig.cluster.start(leader)
+            try await rig.waitUntilReady(LocalCluster.nodes)
+            let after = (
+                ["triggers": 1, "acknowledges": 1, "resolves": 1, "repeats_suppressed": 2],
+                ["delivered", "repeat_suppressed", "delivered", "repeat_suppressed", "delivered"]
+            )
+            for node in LocalCluster.nodes {
+                try await ClusterRig.waitUntil("node \(node)'s folder after the kill") {
+                    let folder = await Self.folder(rig, node, "pump-7")
+                    return (folder.counts, folder.outcomes) == after && folder.state == "resolved"
+                }
+            }
+        }
+    }
+
     @Test func budgetsAndLanesHoldAcrossAKill9OfTheLeader() async throws {
         // The default budget, a 500-ms slot. A slot is spent when an attempt's intent is proposed
         // and the request leaves once that commits, so slots shorter than a loaded cluster's commit
