@@ -192,8 +192,13 @@ extension Simulation {
                 violation = "convergence: node \(id) applied \(node.lastApplied), the leader committed \(leader.commitIndex)"
                 return
             }
-            if node.machine.events(matching: EventFilter(), limit: .max) != leader.machine.events(matching: EventFilter(), limit: .max) {
-                violation = "convergence: node \(id)'s queue differs from the leader's"
+            let (mine, leaders) = (node.machine.contents, leader.machine.contents)
+            let parts: [(String, Bool)] = [
+                ("queue", mine.events == leaders.events), ("dedup table", mine.dedupEntries == leaders.dedupEntries),
+                ("intents", mine.intents == leaders.intents), ("incident folders", mine.folders == leaders.folders),
+            ]
+            if let (part, _) = parts.first(where: { !$0.1 }) {
+                violation = "convergence: node \(id)'s \(part) differs from the leader's"
                 return
             }
         }
