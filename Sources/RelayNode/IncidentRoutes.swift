@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import RelayCore
 
@@ -27,10 +28,13 @@ struct IncidentRoutes: Sendable {
                     incidents: page.map(IncidentSummary.init),
                     nextCursor: folders.count > limit ? page.last.map { String($0.sequence) } : nil))
         }
-        incidents.get("/:dedup_key") { request, context in
+        // The rest of the path, so that a templated key such as `plc-7/pump-2` is found whether
+        // its slash is sent as it is or as `%2F`.
+        incidents.get("/**") { request, context in
             let query = request.uri.queryParameters
             try Self.refuseUnknown(query, known: ["routing_key"])
-            let dedupKey = try context.parameters.require("dedup_key")
+            let path = context.parameters.getCatchAll().joined(separator: "/")
+            let dedupKey = path.removingPercentEncoding ?? path
             let filter = IncidentFilter(routingKey: query["routing_key"].map(String.init), dedupKey: dedupKey)
             let folders = await engine.folders(matching: filter, before: .max, limit: 2)
             guard let folder = folders.first else {

@@ -121,6 +121,17 @@ import Testing
         }
     }
 
+    @Test func aKeyWithASlashIsFoundWithTheSlashAsItIsOrEncoded() async throws {
+        try await TestNode.run { node in
+            try await node.send(TestSupport.alert(dedupKey: "plc-7/pump 2"))
+            for path in ["/v1/incidents/plc-7/pump%202", "/v1/incidents/plc-7%2Fpump%202"] {
+                let folder = try await node.client.get(path)
+                #expect(folder.status == 200, "\(path)")
+                #expect((folder.json?["incident"] as? [String: Any])?["dedup_key"] as? String == "plc-7/pump 2", "\(path)")
+            }
+        }
+    }
+
     @Test func foldersNeedTheAdminTokenWhenOneIsSet() async throws {
         try await TestNode.run(configure: { $0.adminToken = "correct-horse-battery-staple" }) { node in
             try await node.send(TestSupport.alert(dedupKey: "db-1"))
