@@ -53,6 +53,21 @@ public final class RelayClient: Sendable {
         return try await execute(request)
     }
 
+    /// PATCH with a JSON body, or DELETE without one.
+    public func patch(_ path: String, json body: [UInt8]) async throws -> RelayResponse {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .PATCH
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        return try await execute(request)
+    }
+
+    public func delete(_ path: String) async throws -> RelayResponse {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .DELETE
+        return try await execute(request)
+    }
+
     public func get(_ path: String) async throws -> RelayResponse {
         try await execute(HTTPClientRequest(url: baseURL + path))
     }

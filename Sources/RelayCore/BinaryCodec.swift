@@ -164,7 +164,56 @@ extension ByteWriter {
         case .openIntent(let intent):
             bytes.append(4)
             write(intent)
+        case .openWindow(let spec, let time):
+            bytes.append(6)
+            write(spec)
+            write(time)
+        case .changeWindow(let id, let change, let time):
+            bytes.append(7)
+            write(id)
+            write(optional: change.startsAtMilliseconds) { $0.write($1) }
+            write(optional: change.endsAtMilliseconds) { $0.write($1) }
+            write(optional: change.routingKeys) { $0.write(strings: $1) }
+            write(optional: change.sourcePattern) { writer, pattern in writer.write(optional: pattern) { $0.write($1) } }
+            write(optional: change.reason) { $0.write($1) }
+            write(optional: change.hold) { $0.write($1) }
+            write(time)
+        case .endWindow(let id, let time):
+            bytes.append(8)
+            write(id)
+            write(time)
+        case .releaseWindows(let time):
+            bytes.append(9)
+            write(time)
         }
+    }
+
+    public mutating func write(strings: [String]) {
+        write(UInt64(strings.count))
+        for string in strings { write(string) }
+    }
+
+    public mutating func write(_ spec: MaintenanceWindow.Spec) {
+        write(spec.startsAtMilliseconds)
+        write(spec.endsAtMilliseconds)
+        write(strings: spec.routingKeys)
+        write(optional: spec.sourcePattern) { $0.write($1) }
+        write(spec.reason)
+        write(spec.hold)
+    }
+
+    public mutating func write(_ window: MaintenanceWindow) {
+        write(window.id)
+        write(window.spec)
+        write(window.createdAtMilliseconds)
+        write(window.suppressedCount)
+        write(window.heldCount)
+    }
+
+    public mutating func write(_ event: HeldEvent) {
+        write(event.windowID)
+        write(event.sequence)
+        write(RelayCommand.accept(event.acceptance))
     }
 
     public mutating func write(_ result: CommandResult) {
@@ -186,6 +235,22 @@ extension ByteWriter {
         case .repeatSuppressed(let key):
             bytes.append(9)
             write(key)
+        case .suppressedByMaintenance(let key, let id): writeTagged(10, key, id)
+        case .held(let key, let id): writeTagged(11, key, id)
+        case .windowSaved(let window):
+            bytes.append(12)
+            write(window)
+        case .windowEnded(let window, let released):
+            bytes.append(13)
+            write(window)
+            write(released)
+        case .windowRefused(let error):
+            bytes.append(14)
+            write(error.kind.rawValue)
+            write(error.description)
+        case .windowsReleased(let count):
+            bytes.append(15)
+            write(count)
         }
     }
 
@@ -225,6 +290,8 @@ extension ByteWriter {
         write(folder.key)
         write(folder.state.rawValue)
         write(folder.source)
+        write(folder.summary)
+        write(optional: folder.severity) { $0.write($1.rawValue) }
         write(folder.firstSeenAtMilliseconds)
         write(folder.lastSeenAtMilliseconds)
         write(folder.counts.triggers)
@@ -292,6 +359,21 @@ extension ByteReader {
         case 2: return .retryDead(try readFilter())
         case 3: return .purge(try readFilter())
         case 4: return .openIntent(try readIntent())
+        case 6: return .openWindow(try readWindowSpec(), atMilliseconds: try readInt64())
+        case 7:
+            let id = try readUInt64()
+            let change = MaintenanceWindow.Change(
+                startsAtMilliseconds: try read { (reader) throws(DecodingFailure) in try reader.readInt64() },
+                endsAtMilliseconds: try read { (reader) throws(DecodingFailure) in try reader.readInt64() },
+                routingKeys: try read { (reader) throws(DecodingFailure) in try reader.readStrings() },
+                sourcePattern: try read { (reader) throws(DecodingFailure) in
+                    try reader.read { (reader) throws(DecodingFailure) in try reader.readString() }
+                },
+                reason: try read { (reader) throws(DecodingFailure) in try reader.readString() },
+                hold: try read { (reader) throws(DecodingFailure) in try reader.readBool() })
+            return .changeWindow(id: id, change, atMilliseconds: try readInt64())
+        case 8: return .endWindow(id: try readUInt64(), atMilliseconds: try readInt64())
+        case 9: return .releaseWindows(atMilliseconds: try readInt64())
         case let tag: throw DecodingFailure("unknown command tag \(tag)")
         }
     }
@@ -308,6 +390,14 @@ extension ByteReader {
         case 7: return .purged(count: try readInt())
         case 8: return .intentOpened
         case 9: return .repeatSuppressed(dedupKey: try readString())
+        case 10: return .suppressedByMaintenance(dedupKey: try readString(), windowID: try readUInt64())
+        case 11: return .held(dedupKey: try readString(), windowID: try readUInt64())
+        case 12: return .windowSaved(try readWindow())
+        case 13: return .windowEnded(try readWindow(), released: try readInt())
+        case 14:
+            let kind = try read(MaintenanceWindowError.Kind.self)
+            return .windowRefused(MaintenanceWindowError(try readString(), kind: kind))
+        case 15: return .windowsReleased(count: try readInt())
         case let tag: throw DecodingFailure("unknown result tag \(tag)")
         }
     }
@@ -329,6 +419,32 @@ extension ByteReader {
         return DeliveryIntent(key: key, eventNumber: eventNumber, term: term, attempt: attempt)
     }
 
+    public mutating func readStrings() throws(DecodingFailure) -> [String] {
+        var strings: [String] = []
+        for _ in 0..<(try readCount()) { strings.append(try readString()) }
+        return strings
+    }
+
+    public mutating func readWindowSpec() throws(DecodingFailure) -> MaintenanceWindow.Spec {
+        MaintenanceWindow.Spec(
+            startsAtMilliseconds: try readInt64(), endsAtMilliseconds: try readInt64(), routingKeys: try readStrings(),
+            sourcePattern: try read { (reader) throws(DecodingFailure) in try reader.readString() }, reason: try readString(),
+            hold: try readBool())
+    }
+
+    public mutating func readWindow() throws(DecodingFailure) -> MaintenanceWindow {
+        MaintenanceWindow(
+            id: try readUInt64(), spec: try readWindowSpec(), createdAtMilliseconds: try readInt64(), suppressedCount: try readInt(),
+            heldCount: try readInt())
+    }
+
+    public mutating func readHeldEvent() throws(DecodingFailure) -> HeldEvent {
+        let windowID = try readUInt64()
+        let sequence = try readUInt64()
+        guard case .accept(let acceptance) = try readCommand() else { throw DecodingFailure("a held event that is not an acceptance") }
+        return HeldEvent(windowID: windowID, sequence: sequence, acceptance: acceptance)
+    }
+
     public mutating func readFacts() throws(DecodingFailure) -> IncidentFacts {
         IncidentFacts(
             severity: try read { (reader) throws(DecodingFailure) in try reader.read(Severity.self) }, summary: try readString(),
@@ -339,6 +455,8 @@ extension ByteReader {
         let key = try readOrderingKey()
         let state = try read(IncidentFolder.State.self)
         let source = try readString()
+        let summary = try readString()
+        let severity = try read { (reader) throws(DecodingFailure) in try reader.read(Severity.self) }
         let firstSeen = try readInt64()
         let lastSeen = try readInt64()
         var counts = IncidentFolder.Counts()
@@ -366,7 +484,8 @@ extension ByteReader {
                     receivedAtMilliseconds: try readInt64(), outcome: try read(IncidentFolder.Outcome.self)))
         }
         return IncidentFolder(
-            key: key, state: state, source: source, firstSeenAtMilliseconds: firstSeen, lastSeenAtMilliseconds: lastSeen, counts: counts,
+            key: key, state: state, source: source, summary: summary, severity: severity, firstSeenAtMilliseconds: firstSeen,
+            lastSeenAtMilliseconds: lastSeen, counts: counts,
             lastForwardedTrigger: forwarded, history: history, droppedEntries: try readInt(), sequence: try readUInt64())
     }
 
@@ -403,5 +522,35 @@ extension IncidentFolder {
         var reader = ByteReader(encoded)
         self = try reader.readFolder()
         guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a folder") }
+    }
+}
+
+extension MaintenanceWindow {
+    /// The window as the store keeps it.
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 256)
+        writer.write(self)
+        return writer.bytes
+    }
+
+    public init(encoded: [UInt8]) throws(DecodingFailure) {
+        var reader = ByteReader(encoded)
+        self = try reader.readWindow()
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a maintenance window") }
+    }
+}
+
+extension HeldEvent {
+    /// The held event as the store keeps it.
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: acceptance.body.count + 128)
+        writer.write(self)
+        return writer.bytes
+    }
+
+    public init(encoded: [UInt8]) throws(DecodingFailure) {
+        var reader = ByteReader(encoded)
+        self = try reader.readHeldEvent()
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a held event") }
     }
 }

@@ -8,8 +8,8 @@ public struct IncidentSummary: Codable, Sendable, Equatable {
     public var firstSeenAtMilliseconds: Int64
     public var lastSeenAtMilliseconds: Int64
     public var counts: IncidentFolder.Counts
-    /// The summary and severity of the trigger PagerDuty has (or will have).
-    public var summary: String?
+    /// The newest trigger's summary and severity.
+    public var summary: String
     public var severity: String?
 
     public init(_ folder: IncidentFolder) {
@@ -20,8 +20,8 @@ public struct IncidentSummary: Codable, Sendable, Equatable {
         firstSeenAtMilliseconds = folder.firstSeenAtMilliseconds
         lastSeenAtMilliseconds = folder.lastSeenAtMilliseconds
         counts = folder.counts
-        summary = folder.lastForwardedTrigger?.summary
-        severity = folder.lastForwardedTrigger?.severity?.rawValue
+        summary = folder.summary
+        severity = folder.severity?.rawValue
     }
 }
 

@@ -23,6 +23,12 @@ public struct IncidentFolder: Sendable, Equatable {
         case replaced
         /// Removed from the queue by an operator.
         case purged
+        /// Received inside a maintenance window: never delivered.
+        case maintenanceSuppressed = "maintenance_suppressed"
+        /// Kept by a maintenance window with `hold` until it ends.
+        case held
+        /// Held, then made stale by a resolve that went through: never delivered.
+        case superseded
     }
 
     public struct Counts: Sendable, Equatable, Codable {
@@ -31,6 +37,10 @@ public struct IncidentFolder: Sendable, Equatable {
         public var resolves = 0
         /// Triggers recorded but not forwarded because they repeated the open incident's last one.
         public var repeatsSuppressed = 0
+        /// Events received inside a maintenance window, not delivered.
+        public var maintenanceSuppressed = 0
+        /// Events a maintenance window held for delivery after it.
+        public var held = 0
 
         public init() {}
     }
@@ -86,6 +96,9 @@ public struct IncidentFolder: Sendable, Equatable {
     public var state: State
     /// The source of the newest event that named one.
     public var source: String
+    /// The newest trigger's summary and severity, whatever became of it.
+    public var summary: String
+    public var severity: Severity?
     public var firstSeenAtMilliseconds: Int64
     public var lastSeenAtMilliseconds: Int64
     public var counts: Counts
@@ -99,14 +112,17 @@ public struct IncidentFolder: Sendable, Equatable {
     public var sequence: UInt64
 
     public init(
-        key: OrderingKey, state: State, source: String, firstSeenAtMilliseconds: Int64, lastSeenAtMilliseconds: Int64,
-        counts: Counts = Counts(), lastForwardedTrigger: ForwardedTrigger? = nil, history: [Entry] = [], droppedEntries: Int = 0,
+        key: OrderingKey, state: State, source: String, summary: String = "", severity: Severity? = nil,
+        firstSeenAtMilliseconds: Int64, lastSeenAtMilliseconds: Int64, counts: Counts = Counts(),
+        lastForwardedTrigger: ForwardedTrigger? = nil, history: [Entry] = [], droppedEntries: Int = 0,
         sequence: UInt64
     ) {
         precondition(history.count <= Self.maxHistoryEntries, "a folder holds at most \(Self.maxHistoryEntries) history entries")
         self.key = key
         self.state = state
         self.source = source
+        self.summary = summary
+        self.severity = severity
         self.firstSeenAtMilliseconds = firstSeenAtMilliseconds
         self.lastSeenAtMilliseconds = lastSeenAtMilliseconds
         self.counts = counts
@@ -134,6 +150,15 @@ public struct IncidentFolder: Sendable, Equatable {
         if outcome != .delivered, lastForwardedTrigger?.eventNumber == number { lastForwardedTrigger = nil }
         guard let index = history.lastIndex(where: { $0.eventNumber == number && $0.outcome == previous }) else { return false }
         history[index].outcome = outcome
+        return true
+    }
+
+    /// Gives the oldest held entry what became of it when its window released it. Returns false
+    /// if the history no longer holds it.
+    public mutating func releaseHeld(as outcome: Outcome, eventNumber: UInt64?) -> Bool {
+        guard let index = history.firstIndex(where: { $0.outcome == .held }) else { return false }
+        history[index].outcome = outcome
+        history[index].eventNumber = eventNumber
         return true
     }
 

@@ -58,6 +58,13 @@ public enum RelayCommand: Sendable, Equatable {
     case retryDead(EventFilter)
     /// Operator: forget events.
     case purge(EventFilter)
+    /// Operator: a maintenance window. Times are the proposer's wall clock.
+    case openWindow(MaintenanceWindow.Spec, atMilliseconds: Int64)
+    case changeWindow(id: UInt64, MaintenanceWindow.Change, atMilliseconds: Int64)
+    /// Operator: ends a window now and releases what it held.
+    case endWindow(id: UInt64, atMilliseconds: Int64)
+    /// The leader's: windows that ended by then release their held events.
+    case releaseWindows(atMilliseconds: Int64)
 }
 
 public enum CommandResult: Sendable, Equatable {
@@ -71,6 +78,14 @@ public enum CommandResult: Sendable, Equatable {
     /// A trigger that repeats the open incident's last forwarded one, within the repeat
     /// interval: recorded in its folder, not queued.
     case repeatSuppressed(dedupKey: String)
+    /// Received inside a maintenance window: recorded in its folder, never delivered.
+    case suppressedByMaintenance(dedupKey: String, windowID: UInt64)
+    /// Received inside a maintenance window with `hold`: kept, delivered after the window.
+    case held(dedupKey: String, windowID: UInt64)
+    case windowSaved(MaintenanceWindow)
+    case windowEnded(MaintenanceWindow, released: Int)
+    case windowRefused(MaintenanceWindowError)
+    case windowsReleased(count: Int)
     /// The queue is at its limit; nothing was queued and the client must retry later.
     case queueFull
     case attemptRecorded
@@ -94,4 +109,9 @@ public enum StoreMutation: Sendable, Equatable {
     case deleteIntent(OrderingKey)
     case putFolder(IncidentFolder)
     case deleteFolder(OrderingKey)
+    case putWindow(MaintenanceWindow)
+    case deleteWindow(UInt64)
+    case setNextWindowID(UInt64)
+    case putHeld(HeldEvent)
+    case deleteHeld(windowID: UInt64, sequence: UInt64)
 }

@@ -6,11 +6,17 @@ extension RelayStateMachine {
         public var nextEventNumber: UInt64
         public var intents: [DeliveryIntent]
         public var folders: [IncidentFolder]
+        public var windows: [MaintenanceWindow]
+        public var held: [HeldEvent]
+        public var nextWindowID: UInt64
 
         public init(
             events: [QueuedEvent] = [], dedupEntries: [DedupEntry] = [], nextEventNumber: UInt64 = 1, intents: [DeliveryIntent] = [],
-            folders: [IncidentFolder] = []
+            folders: [IncidentFolder] = [], windows: [MaintenanceWindow] = [], held: [HeldEvent] = [], nextWindowID: UInt64 = 1
         ) {
+            self.windows = windows
+            self.held = held
+            self.nextWindowID = nextWindowID
             self.events = events
             self.dedupEntries = dedupEntries
             self.nextEventNumber = nextEventNumber

@@ -96,6 +96,7 @@ public struct RelayStateMachine: Sendable {
     private var folderOrder: Deque<(sequence: UInt64, key: OrderingKey)> = []
     /// The next folder change's `IncidentFolder.sequence`.
     private var nextFolderSequence: UInt64 = 1
+    public private(set) var maintenance = MaintenanceWindows()
 
     public init(limits: Limits) {
         self.limits = limits
@@ -107,6 +108,7 @@ public struct RelayStateMachine: Sendable {
         self.init(
             limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber,
             intents: contents.intents, folders: contents.folders)
+        maintenance = MaintenanceWindows(windows: contents.windows, held: contents.held, nextWindowID: contents.nextWindowID)
     }
 
     public init(
@@ -139,7 +141,8 @@ public struct RelayStateMachine: Sendable {
 
     // MARK: queries
 
-    public var queuedCount: Int { pendingCount + deadCount }
+    /// Pending, dead and held events: what `maxQueuedEvents` bounds.
+    public var queuedCount: Int { pendingCount + deadCount + maintenance.heldCount }
 
     public func event(number: UInt64) -> QueuedEvent? { events[number] }
 
@@ -195,7 +198,8 @@ public struct RelayStateMachine: Sendable {
         Contents(
             events: events.values.sorted { $0.number < $1.number }, dedupEntries: dedup.values.sorted { $0.lastNumber < $1.lastNumber },
             nextEventNumber: nextEventNumber, intents: intents.values.sorted { $0.eventNumber < $1.eventNumber },
-            folders: folders.values.sorted { $0.sequence < $1.sequence })
+            folders: folders.values.sorted { $0.sequence < $1.sequence }, windows: maintenance.sortedWindows,
+            held: maintenance.allHeld, nextWindowID: maintenance.nextWindowID)
     }
 
     // MARK: apply
@@ -212,10 +216,39 @@ public struct RelayStateMachine: Sendable {
             return retryDead(filter, effects: &effects)
         case .purge(let filter):
             return purge(filter, effects: &effects)
+        case .openWindow(let spec, let time):
+            admitReleased(maintenance.releaseDue(at: time, effects: &effects), effects: &effects)
+            switch maintenance.open(spec, at: time, effects: &effects) {
+            case .success(let window): return .windowSaved(window)
+            case .failure(let error): return .windowRefused(error)
+            }
+        case .changeWindow(let id, let change, let time):
+            admitReleased(maintenance.releaseDue(at: time, effects: &effects), effects: &effects)
+            switch maintenance.change(id, change, at: time, effects: &effects) {
+            case .success(let (window, released)):
+                admitReleased(released, effects: &effects)
+                return .windowSaved(window)
+            case .failure(let error): return .windowRefused(error)
+            }
+        case .endWindow(let id, let time):
+            switch maintenance.end(id, at: time, effects: &effects) {
+            case .success(let (window, released)):
+                admitReleased(released, effects: &effects)
+                admitReleased(maintenance.releaseDue(at: time, effects: &effects), effects: &effects)
+                return .windowEnded(window, released: released.count)
+            case .failure(let error): return .windowRefused(error)
+            }
+        case .releaseWindows(let time):
+            let released = maintenance.releaseDue(at: time, effects: &effects)
+            admitReleased(released, effects: &effects)
+            return .windowsReleased(count: released.count)
         }
     }
 
     private mutating func accept(_ acceptance: Acceptance, effects: inout Effects) -> CommandResult {
+        // Held events of windows that have ended go first, so that a key's later events queue
+        // behind them even before the leader's release arrives.
+        admitReleased(maintenance.releaseDue(at: acceptance.receivedAtMilliseconds, effects: &effects), effects: &effects)
         // A retried keyless event carries a freshly generated key; its fingerprint finds the
         // key it was first given.
         let retryKey =
@@ -227,9 +260,29 @@ public struct RelayStateMachine: Sendable {
             // through per window.
             return .duplicate(dedupKey: retryKey.dedupKey, eventNumber: entry.lastNumber)
         }
+        if let retry = maintenance.heldRetry(
+            of: acceptance.fingerprint, at: acceptance.receivedAtMilliseconds, within: limits.duplicateWindowMilliseconds)
+        {
+            return .held(dedupKey: retry.acceptance.key.dedupKey, windowID: retry.windowID)
+        }
+        if let result = applyMaintenance(acceptance, effects: &effects) { return result }
+        return admit(acceptance, released: false, effects: &effects)
+    }
+
+    /// Queues an event, or records it as a repeat. `released` events were accepted earlier and
+    /// held by a maintenance window: they are already counted against the queue's limit.
+    private mutating func admit(_ acceptance: Acceptance, released: Bool, effects: inout Effects) -> CommandResult {
         let key = acceptance.key
         if isRepeat(acceptance) {
-            file(acceptance, eventNumber: nil, outcome: .repeatSuppressed, effects: &effects)
+            file(acceptance, eventNumber: nil, outcome: .repeatSuppressed, released: released, effects: &effects)
+            // The repeat's bytes become the key's newest, so that a client's retry of them is
+            // answered as a retry, not recorded as one more repeat.
+            if var entry = dedup[key], !entry.keyWasAssigned {
+                entry.lastFingerprint = acceptance.fingerprint
+                entry.lastAcceptedAtMilliseconds = acceptance.receivedAtMilliseconds
+                dedup[key] = entry
+                effects.mutations.append(.putDedup(entry))
+            }
             return .repeatSuppressed(dedupKey: key.dedupKey)
         }
         if let queue = queues[key], queue.count >= 2, let tailNumber = queue.last, var tail = events[tailNumber],
@@ -244,17 +297,17 @@ public struct RelayStateMachine: Sendable {
             effects.mutations.append(.putEvent(tail))
             remember(acceptance, number: tailNumber, effects: &effects)
             settle(tail, as: .replaced, effects: &effects)
-            file(acceptance, eventNumber: tailNumber, outcome: .queued, effects: &effects)
+            file(acceptance, eventNumber: tailNumber, outcome: .queued, released: released, effects: &effects)
             return .coalesced(dedupKey: key.dedupKey, eventNumber: tailNumber)
         }
-        guard queuedCount < limits.maxQueuedEvents else { return .queueFull }
+        guard released || queuedCount < limits.maxQueuedEvents else { return .queueFull }
         let number = nextEventNumber
         nextEventNumber += 1
         let event = QueuedEvent(
             number: number, kind: acceptance.kind, action: acceptance.action, key: key, body: acceptance.body,
             fingerprint: acceptance.fingerprint, receivedAtMilliseconds: acceptance.receivedAtMilliseconds)
         remember(acceptance, number: number, effects: &effects)
-        file(acceptance, eventNumber: number, outcome: .queued, effects: &effects)
+        file(acceptance, eventNumber: number, outcome: .queued, released: released, effects: &effects)
         insert(event)
         effects.mutations.append(.putEvent(event))
         effects.mutations.append(.setNextEventNumber(nextEventNumber))
@@ -370,6 +423,49 @@ public struct RelayStateMachine: Sendable {
         return .purged(count: doomed.count)
     }
 
+    // MARK: maintenance windows
+
+    /// Suppresses or holds an alert event that a maintenance window covers; nil lets it through.
+    private mutating func applyMaintenance(_ acceptance: Acceptance, effects: inout Effects) -> CommandResult? {
+        guard acceptance.kind == .alert else { return nil }
+        let key = acceptance.key
+        let folder = folders[key]
+        // PagerDuty has this incident open from before: its acknowledge or resolve always goes.
+        if acceptance.action == .acknowledge || acceptance.action == .resolve, folder?.lastForwardedTrigger != nil {
+            if acceptance.action == .resolve {
+                for stale in maintenance.dropHeld(of: key, effects: &effects) {
+                    releaseInFolder(stale.acceptance.key, as: .superseded, eventNumber: nil, effects: &effects)
+                }
+            }
+            return nil
+        }
+        let windowID: UInt64
+        if let holding = maintenance.holdingWindow(of: key) {
+            // Behind the key's held events, whether or not the window covers this one.
+            windowID = holding
+        } else if let window = maintenance.activeWindow(
+            for: key, source: acceptance.facts?.source ?? folder?.source, at: acceptance.receivedAtMilliseconds)
+        {
+            guard window.spec.hold else {
+                maintenance.countSuppressed(in: window.id, effects: &effects)
+                file(acceptance, eventNumber: nil, outcome: .maintenanceSuppressed, effects: &effects)
+                return .suppressedByMaintenance(dedupKey: key.dedupKey, windowID: window.id)
+            }
+            windowID = window.id
+        } else {
+            return nil
+        }
+        guard queuedCount < limits.maxQueuedEvents else { return .queueFull }
+        maintenance.hold(acceptance, in: windowID, effects: &effects)
+        file(acceptance, eventNumber: nil, outcome: .held, effects: &effects)
+        return .held(dedupKey: key.dedupKey, windowID: windowID)
+    }
+
+    /// Queues events a window released, in the order they were held.
+    private mutating func admitReleased(_ released: [HeldEvent], effects: inout Effects) {
+        for event in released { _ = admit(event.acceptance, released: true, effects: &effects) }
+    }
+
     // MARK: incident folders
 
     /// A trigger that adds nothing to an open incident: the same severity and summary as the
@@ -383,43 +479,70 @@ public struct RelayStateMachine: Sendable {
             && acceptance.receivedAtMilliseconds - forwarded.receivedAtMilliseconds <= limits.repeatIntervalMilliseconds
     }
 
-    /// Records an accepted alert event in its incident's folder, creating the folder if needed.
-    private mutating func file(_ acceptance: Acceptance, eventNumber: UInt64?, outcome: IncidentFolder.Outcome, effects: inout Effects) {
+    /// Records an alert event in its incident's folder, creating the folder if needed. A
+    /// `released` event was filed when it was held: its entry gets the outcome now.
+    private mutating func file(
+        _ acceptance: Acceptance, eventNumber: UInt64?, outcome: IncidentFolder.Outcome, released: Bool = false,
+        effects: inout Effects
+    ) {
         guard acceptance.kind == .alert else { return }
         let key = acceptance.key
         let at = acceptance.receivedAtMilliseconds
         let facts = acceptance.facts
+        let isNew = folders[key] == nil
         var folder =
             folders[key]
             ?? IncidentFolder(key: key, state: .open, source: "", firstSeenAtMilliseconds: at, lastSeenAtMilliseconds: at, sequence: 0)
-        let isNew = folders[key] == nil
-        folder.lastSeenAtMilliseconds = max(folder.lastSeenAtMilliseconds, at)
-        if let source = facts?.source, !source.isEmpty { folder.source = source }
-        if outcome == .repeatSuppressed {
-            folder.counts.repeatsSuppressed += 1
-        } else {
-            switch acceptance.action {
-            case .trigger: folder.counts.triggers += 1
-            case .acknowledge: folder.counts.acknowledges += 1
-            case .resolve: folder.counts.resolves += 1
-            case .change: preconditionFailure("a change event was filed as an incident")
+        if outcome == .repeatSuppressed { folder.counts.repeatsSuppressed += 1 }
+        if !(released && folder.releaseHeld(as: outcome, eventNumber: eventNumber)) {
+            folder.lastSeenAtMilliseconds = max(folder.lastSeenAtMilliseconds, at)
+            if let source = facts?.source, !source.isEmpty { folder.source = source }
+            if acceptance.action == .trigger, let facts {
+                folder.summary = facts.summary
+                folder.severity = facts.severity
             }
-            folder.state = IncidentFolder.state(after: acceptance.action, from: isNew ? nil : folder.state) ?? folder.state
-            if acceptance.action == .trigger, let eventNumber {
+            if outcome != .repeatSuppressed && !released {
+                switch acceptance.action {
+                case .trigger: folder.counts.triggers += 1
+                case .acknowledge: folder.counts.acknowledges += 1
+                case .resolve: folder.counts.resolves += 1
+                case .change: preconditionFailure("a change event was filed as an incident")
+                }
+                if outcome == .maintenanceSuppressed { folder.counts.maintenanceSuppressed += 1 }
+                if outcome == .held { folder.counts.held += 1 }
+                folder.state = IncidentFolder.state(after: acceptance.action, from: isNew ? nil : folder.state) ?? folder.state
+            }
+            folder.append(
+                .init(
+                    eventNumber: eventNumber, action: acceptance.action, severity: facts?.severity, summary: facts?.summary ?? "",
+                    receivedAtMilliseconds: at, outcome: outcome))
+            folder.sequence = nextFolderSequence
+            nextFolderSequence += 1
+            folderOrder.append((folder.sequence, key))
+        }
+        // What PagerDuty will have: the trigger a repeat is compared with, and none once resolved.
+        if outcome == .queued, let eventNumber {
+            switch acceptance.action {
+            case .trigger:
                 folder.lastForwardedTrigger = .init(
                     eventNumber: eventNumber, severity: facts?.severity, summary: facts?.summary ?? "", receivedAtMilliseconds: at)
+            case .resolve: folder.lastForwardedTrigger = nil
+            case .acknowledge, .change: break
             }
         }
-        folder.append(
-            .init(
-                eventNumber: eventNumber, action: acceptance.action, severity: facts?.severity, summary: facts?.summary ?? "",
-                receivedAtMilliseconds: at, outcome: outcome))
-        folder.sequence = nextFolderSequence
-        nextFolderSequence += 1
-        folderOrder.append((folder.sequence, key))
         folders[key] = folder
         effects.mutations.append(.putFolder(folder))
         if isNew { forgetOldFolders(effects: &effects) }
+    }
+
+    /// Gives a held event's folder entry its outcome, when the event leaves its window without
+    /// being queued.
+    private mutating func releaseInFolder(
+        _ key: OrderingKey, as outcome: IncidentFolder.Outcome, eventNumber: UInt64?, effects: inout Effects
+    ) {
+        guard var folder = folders[key], folder.releaseHeld(as: outcome, eventNumber: eventNumber) else { return }
+        folders[key] = folder
+        effects.mutations.append(.putFolder(folder))
     }
 
     /// Records what became of a queued event in its folder, if the folder still holds it.

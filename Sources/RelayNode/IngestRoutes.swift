@@ -63,6 +63,12 @@ struct IngestRoutes: Sendable {
             case .repeatSuppressed(let dedupKey):
                 metrics.accepted(api, "repeat_suppressed")
                 return JSONResponses.accepted(api, dedupKey: dedupKey)
+            case .suppressedByMaintenance(let dedupKey, _):
+                metrics.accepted(api, "maintenance_suppressed")
+                return JSONResponses.accepted(api, dedupKey: dedupKey)
+            case .held(let dedupKey, _):
+                metrics.accepted(api, "held")
+                return JSONResponses.accepted(api, dedupKey: dedupKey)
             case .queueFull:
                 metrics.rejected("queue_full")
                 return JSONResponses.unavailable(

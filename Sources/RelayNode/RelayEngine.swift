@@ -325,6 +325,17 @@ public actor RelayEngine {
         core.raft.machine.folders(matching: filter, before: before, limit: limit)
     }
 
+    func maintenanceWindows(atWallClock now: Int64) -> [MaintenanceWindowView] {
+        let maintenance = core.raft.machine.maintenance
+        return maintenance.sortedWindows.map { MaintenanceWindowView($0, holding: maintenance.holding(in: $0.id), atMilliseconds: now) }
+    }
+
+    /// Whether this node leads and a maintenance window that ended by `now` holds events: then
+    /// it proposes their release (`MaintenanceReleaseService`).
+    func heldEventsDue(atWallClock now: Int64) -> Bool {
+        core.raft.role == .leader && core.raft.machine.maintenance.hasHeldEventsDue(at: now)
+    }
+
     func attempts(of eventNumber: UInt64) async throws -> [AttemptRecord] {
         try await store.attempts(eventNumber: eventNumber)
     }

@@ -99,6 +99,9 @@ public enum RelayNode {
         ).register(on: router)
         QueueRoutes(engine: engine, commands: commands, adminToken: configuration.adminToken).register(on: router)
         IncidentRoutes(engine: engine, adminToken: configuration.adminToken).register(on: router)
+        MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
+            .register(on: router)
+        services.append(MaintenanceReleaseService(engine: engine, commands: commands, environment: environment, logger: logger))
         services.append(
             Application(
                 router: router,

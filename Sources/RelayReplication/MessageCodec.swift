@@ -122,6 +122,11 @@ public enum MessageCodec {
         for intent in contents.intents { writer.write(intent) }
         writer.write(UInt64(contents.folders.count))
         for folder in contents.folders { writer.write(folder) }
+        writer.write(contents.nextWindowID)
+        writer.write(UInt64(contents.windows.count))
+        for window in contents.windows { writer.write(window) }
+        writer.write(UInt64(contents.held.count))
+        for event in contents.held { writer.write(event) }
     }
 
     private static func readSnapshot(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure)
@@ -138,8 +143,20 @@ public enum MessageCodec {
         for _ in 0..<(try reader.readCount()) { intents.append(try reader.readIntent()) }
         var folders: [IncidentFolder] = []
         for _ in 0..<(try reader.readCount()) { folders.append(try reader.readFolder()) }
+        let nextWindowID = try reader.readUInt64()
+        var windows: [MaintenanceWindow] = []
+        for _ in 0..<(try reader.readCount()) { windows.append(try reader.readWindow()) }
+        var held: [HeldEvent] = []
+        for _ in 0..<(try reader.readCount()) { held.append(try reader.readHeldEvent()) }
+        guard windows.allSatisfy({ $0.id < nextWindowID }), held.allSatisfy({ event in windows.contains { $0.id == event.windowID } })
+        else {
+            throw DecodingFailure("a snapshot's maintenance windows do not add up")
+        }
         let machine = RelayStateMachine(
-            limits: limits, events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents, folders: folders)
+            limits: limits,
+            contents: .init(
+                events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents, folders: folders,
+                windows: windows, held: held, nextWindowID: nextWindowID))
         return Snapshot(index: index, term: snapshotTerm, machine: machine)
     }
 

@@ -16,7 +16,8 @@ public final class RelayStore: @unchecked Sendable {
     public static let maxAttemptsKeptPerEvent = 50
     /// 2 added the replicated log (`raft_log`); a version-1 store opens as a log that starts after it.
     /// 3 added open delivery intents (`intents`); an older store has none open.
-    /// 4 added incident folders (`incidents`); an older store starts with none.
+    /// 4 added incident folders (`incidents`), maintenance windows (`windows`) and the events
+    /// they hold (`held`); an older store starts with none.
     static let schemaVersion: Int64 = 4
 
     public let path: String
@@ -78,8 +79,29 @@ public final class RelayStore: @unchecked Sendable {
                     throw StoreError("an incident folder is unreadable: \(error)")
                 }
             }
+            var windows: [MaintenanceWindow] = []
+            s.selectWindows.bind([])
+            while try s.selectWindows.step() {
+                do {
+                    windows.append(try MaintenanceWindow(encoded: s.selectWindows.blob(0)))
+                } catch {
+                    throw StoreError("a maintenance window is unreadable: \(error)")
+                }
+            }
+            var held: [HeldEvent] = []
+            s.selectHeld.bind([])
+            while try s.selectHeld.step() {
+                do {
+                    held.append(try HeldEvent(encoded: s.selectHeld.blob(0)))
+                } catch {
+                    throw StoreError("a held event is unreadable: \(error)")
+                }
+            }
             let next = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_event_number'") ?? 1
-            return Contents(events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents, folders: folders)
+            let nextWindow = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_window_id'") ?? 1
+            return Contents(
+                events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents, folders: folders, windows: windows,
+                held: held, nextWindowID: UInt64(nextWindow))
         }
     }
 
@@ -184,6 +206,16 @@ public final class RelayStore: @unchecked Sendable {
             try s.putFolder.run([.text(folder.key.routingKey), .text(folder.key.dedupKey), .blob(folder.encoded)])
         case .deleteFolder(let key):
             try s.deleteFolder.run([.text(key.routingKey), .text(key.dedupKey)])
+        case .putWindow(let window):
+            try s.putWindow.run([.integer(Int64(window.id)), .blob(window.encoded)])
+        case .deleteWindow(let id):
+            try s.deleteWindow.run([.integer(Int64(id))])
+        case .setNextWindowID(let next):
+            try s.putMeta.run([.text("next_window_id"), .integer(Int64(next))])
+        case .putHeld(let event):
+            try s.putHeld.run([.integer(Int64(event.windowID)), .integer(Int64(event.sequence)), .blob(event.encoded)])
+        case .deleteHeld(let windowID, let sequence):
+            try s.deleteHeld.run([.integer(Int64(windowID)), .integer(Int64(sequence))])
         }
     }
 
@@ -238,6 +270,10 @@ public final class RelayStore: @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS incidents (
                 routing_key TEXT NOT NULL, dedup_key TEXT NOT NULL, folder BLOB NOT NULL,
                 PRIMARY KEY (routing_key, dedup_key)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS windows (id INTEGER PRIMARY KEY, window BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS held (
+                window_id INTEGER NOT NULL, sequence INTEGER NOT NULL, event BLOB NOT NULL,
+                PRIMARY KEY (window_id, sequence)) WITHOUT ROWID;
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', \(schemaVersion));
             UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2, 3);
             """)
@@ -255,6 +291,7 @@ struct Statements {
     let putDedup, deleteDedup, selectDedup: Statement
     let putIntent, deleteIntent, selectIntents: Statement
     let putFolder, deleteFolder, selectFolders: Statement
+    let putWindow, deleteWindow, selectWindows, putHeld, deleteHeld, selectHeld: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
     let putEntry, truncateLog, compactLog, compactStep, termAt, selectEntries: Statement
@@ -275,6 +312,12 @@ struct Statements {
         putFolder = try c.prepare("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?)")
         deleteFolder = try c.prepare("DELETE FROM incidents WHERE routing_key = ? AND dedup_key = ?")
         selectFolders = try c.prepare("SELECT folder FROM incidents")
+        putWindow = try c.prepare("INSERT OR REPLACE INTO windows VALUES (?, ?)")
+        deleteWindow = try c.prepare("DELETE FROM windows WHERE id = ?")
+        selectWindows = try c.prepare("SELECT window FROM windows")
+        putHeld = try c.prepare("INSERT OR REPLACE INTO held VALUES (?, ?, ?)")
+        deleteHeld = try c.prepare("DELETE FROM held WHERE window_id = ? AND sequence = ?")
+        selectHeld = try c.prepare("SELECT event FROM held")
         appendAttempt = try c.prepare("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)")
         trimAttempts = try c.prepare(
             "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)"

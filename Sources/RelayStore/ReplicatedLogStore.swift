@@ -95,12 +95,16 @@ extension RelayStore {
             try s.putMeta.run([.text("applied_term"), .integer(Int64(term))])
         case .install(let snapshot):
             try connection.execute(
-                "DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents; DELETE FROM incidents;")
+                "DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents; DELETE FROM incidents; DELETE FROM windows; DELETE FROM held;"
+            )
             let contents = snapshot.machine.contents
             for event in contents.events { try apply(.putEvent(event)) }
             for entry in contents.dedupEntries { try apply(.putDedup(entry)) }
             for intent in contents.intents { try apply(.putIntent(intent)) }
             for folder in contents.folders { try apply(.putFolder(folder)) }
+            for window in contents.windows { try apply(.putWindow(window)) }
+            for event in contents.held { try apply(.putHeld(event)) }
+            try apply(.setNextWindowID(contents.nextWindowID))
             try apply(.setNextEventNumber(contents.nextEventNumber))
             try s.putMeta.run([.text("applied_index"), .integer(Int64(snapshot.index))])
             try s.putMeta.run([.text("applied_term"), .integer(Int64(snapshot.term))])

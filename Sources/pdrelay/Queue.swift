@@ -10,7 +10,7 @@ struct Queue: AsyncParsableCommand {
         subcommands: [Status.self, List.self, Show.self, Retry.self, Purge.self])
 }
 
-/// Where the relay is and how to talk to it; shared by every `queue` subcommand.
+/// Where the relay is and how to talk to it; shared by every `queue` and `maintenance` subcommand.
 struct RelayOptions: ParsableArguments {
     @Option(help: "The relay's base URL.") var url = "http://127.0.0.1:8081"
     @Option(help: "The relay's admin_token (default: $PDRELAY_ADMIN_TOKEN).") var adminToken: String?
@@ -26,7 +26,7 @@ struct RelayOptions: ParsableArguments {
         } catch {
             fail("cannot reach the relay at \(url): \(error)")
         }
-        guard response.status == 200 else { fail("the relay answered HTTP \(response.status): \(response.errorText)") }
+        guard (200..<300).contains(response.status) else { fail("the relay answered HTTP \(response.status): \(response.errorText)") }
         if json { print(response.text) }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -38,7 +38,7 @@ struct RelayOptions: ParsableArguments {
     }
 
     func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("pdrelay queue: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("pdrelay: \(message)\n".utf8))
         Foundation.exit(1)
     }
 }

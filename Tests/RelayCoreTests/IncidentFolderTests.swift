@@ -61,8 +61,19 @@ import Testing
         #expect(folder().counts.repeatsSuppressed == 2 && folder().counts.triggers == 1)
         #expect(folder().history.map(\.outcome) == [.queued, .repeatSuppressed, .repeatSuppressed])
         #expect(folder().history.last?.eventNumber == nil)
+        // A client's retry of a repeat's bytes is a retry, not one more repeat.
+        let repeatBody = TestSupport.alert(
+            routingKey: routingKey, dedupKey: "db-1",
+            extra: ["payload": ["summary": "disk full", "source": "host-db-1", "severity": "error"], "client": "x"])
+        var effects = RelayStateMachine.Effects()
+        #expect(machine.apply(clients.accept(repeatBody, after: 10), effects: &effects) == .repeatSuppressed(dedupKey: "db-1"))
+        guard case .duplicate = machine.apply(clients.accept(repeatBody, after: 10), effects: &effects) else {
+            Issue.record("a retried repeat was not taken for a retry")
+            return
+        }
+        #expect(folder().counts.repeatsSuppressed == 3)
         // The interval counts from the trigger forwarded, not from the last repeat.
-        #expect(send("trigger", after: 10_001) == .accepted(dedupKey: "db-1", eventNumber: 2))
+        #expect(send("trigger", after: 10_001 - 20) == .accepted(dedupKey: "db-1", eventNumber: 2))
     }
 
     /// Each event is delivered before the next is sent, so that none is coalesced in the queue,

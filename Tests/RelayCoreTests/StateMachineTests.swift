@@ -167,6 +167,9 @@ struct Clients {
         var dedup: [OrderingKey: DedupEntry] = [:]
         var intents: [OrderingKey: DeliveryIntent] = [:]
         var folders: [OrderingKey: IncidentFolder] = [:]
+        var windows: [UInt64: MaintenanceWindow] = [:]
+        var held: [String: HeldEvent] = [:]
+        var nextWindowID: UInt64 = 1
         var next: UInt64 = 1
 
         mutating func apply(_ mutations: [StoreMutation]) {
@@ -182,6 +185,11 @@ struct Clients {
                 case .deleteIntent(let key): intents[key] = nil
                 case .putFolder(let folder): folders[folder.key] = folder
                 case .deleteFolder(let key): folders[key] = nil
+                case .putWindow(let window): windows[window.id] = window
+                case .deleteWindow(let id): windows[id] = nil
+                case .setNextWindowID(let id): nextWindowID = id
+                case .putHeld(let event): held["\(event.windowID)/\(event.sequence)"] = event
+                case .deleteHeld(let windowID, let sequence): held["\(windowID)/\(sequence)"] = nil
                 }
             }
         }
@@ -217,6 +225,20 @@ struct Clients {
                 }
                 let outcome: AttemptRecord.Outcome = [.delivered, .delivered, .retry, .deadLettered][Int(random.next() % 4)]
                 command = .recordAttempt(eventNumber: head.number, clients.attempt(outcome))
+            case 8 where random.next() % 2 == 0:
+                // Maintenance windows, a few hundred milliseconds long, holding or not.
+                let now = clients.now
+                switch random.next() % 4 {
+                case 0, 1:
+                    command = .openWindow(
+                        .init(
+                            startsAtMilliseconds: now + Int64(random.next() % 50),
+                            endsAtMilliseconds: now + 100 + Int64(random.next() % 300),
+                            routingKeys: [TestSupport.routingKey()], reason: "test", hold: random.next() % 2 == 0),
+                        atMilliseconds: now)
+                case 2: command = .endWindow(id: 1 + random.next() % 4, atMilliseconds: now)
+                default: command = .releaseWindows(atMilliseconds: now)
+                }
             case 8:
                 command = .retryDead(EventFilter(dedupKey: random.next() % 2 == 0 ? dedupKey : nil))
             default:
@@ -227,8 +249,11 @@ struct Clients {
             model.apply(effects.mutations)
         }
         let rebuilt = RelayStateMachine(
-            limits: limits, events: Array(model.events.values), dedupEntries: Array(model.dedup.values), nextEventNumber: model.next,
-            intents: Array(model.intents.values), folders: Array(model.folders.values))
+            limits: limits,
+            contents: .init(
+                events: Array(model.events.values), dedupEntries: Array(model.dedup.values), nextEventNumber: model.next,
+                intents: Array(model.intents.values), folders: Array(model.folders.values), windows: Array(model.windows.values),
+                held: Array(model.held.values), nextWindowID: model.nextWindowID))
         #expect(rebuilt.events(matching: EventFilter(), limit: .max) == machine.events(matching: EventFilter(), limit: .max))
         #expect(rebuilt.keysWithPendingEvents == machine.keysWithPendingEvents)
         #expect(rebuilt.nextEventNumber == machine.nextEventNumber)

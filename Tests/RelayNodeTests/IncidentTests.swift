@@ -18,6 +18,12 @@ import Testing
         }
     }
 
+    /// Consecutive repeats collapsed: a request that timed out on a loaded machine is sent
+    /// again (at least once), but never after the key's next event.
+    static func collapsed(_ items: [String]) -> [String] {
+        items.reduce(into: []) { result, item in if result.last != item { result.append(item) } }
+    }
+
     static func outcomes(_ folder: [String: Any]) -> [String] {
         (folder["history"] as? [[String: Any]] ?? []).compactMap { $0["outcome"] as? String }
     }
@@ -37,7 +43,8 @@ import Testing
             let delivered = try await node.upstream.waitForAccepted(until: { $0.action == "resolve" })
             // The repeat was not forwarded: the resolve, sent after it, arrived behind only the
             // first trigger and the acknowledge.
-            #expect(delivered.map { $0.action ?? "" } == ["trigger", "acknowledge", "resolve"])
+            #expect(Self.collapsed(delivered.map { $0.action ?? "" }) == ["trigger", "acknowledge", "resolve"])
+            #expect(!delivered.contains { $0.json?["client"] as? String == "cron 02:00" })
 
             let folder = try await Self.waitForFolder(node.client, "db-1") { Self.outcomes($0).last == "delivered" }
             let incident = folder["incident"] as? [String: Any] ?? [:]
@@ -46,15 +53,19 @@ import Testing
             #expect(incident["summary"] as? String == "disk full on db-1")
             #expect(incident["severity"] as? String == "critical")
             let counts = incident["counts"] as? [String: Int] ?? [:]
-            #expect(counts == ["triggers": 1, "acknowledges": 1, "resolves": 1, "repeats_suppressed": 1])
+            #expect(
+                counts == [
+                    "triggers": 1, "acknowledges": 1, "resolves": 1, "repeats_suppressed": 1, "maintenance_suppressed": 0, "held": 0,
+                ])
             #expect(Self.outcomes(folder) == ["delivered", "repeat_suppressed", "delivered", "delivered"])
             let history = folder["history"] as? [[String: Any]] ?? []
             #expect(history.compactMap { $0["action"] as? String } == ["trigger", "trigger", "acknowledge", "resolve"])
             #expect((incident["routing_key"] as? String)?.contains(TestSupport.routingKey()) == false, "routing keys are masked")
 
             // After the resolve, the same trigger opens a new incident and is forwarded.
+            let before = await node.upstream.accepted.count
             try await node.send(trigger)
-            _ = try await node.upstream.waitForAccepted(4)
+            _ = try await node.upstream.waitForAccepted(before + 1)
         }
     }
 

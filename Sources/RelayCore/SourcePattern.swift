@@ -1,0 +1,64 @@
+/// A shell-style pattern over an event's `payload.source`: `*` matches any run of characters,
+/// `?` one character, everything else itself. Maintenance windows select sources with it
+/// (`db-*.eu-west`), as operators already write them in Alertmanager silences and cron.
+public struct SourcePattern: Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+    private let pattern: [UInt8]
+
+    /// Sources are host names and addresses (`IncidentFacts.maxSourceCharacters`).
+    public static let maxCharacters = 255
+
+    public init(_ text: String) throws(MaintenanceWindowError) {
+        guard !text.isEmpty, text.count <= Self.maxCharacters else {
+            throw MaintenanceWindowError("source_pattern must be 1-\(Self.maxCharacters) characters")
+        }
+        description = text
+        pattern = Array(text.utf8)
+    }
+
+    /// Iterative glob matching with one backtrack point: linear in practice, and never
+    /// exponential whatever the pattern (a recursive matcher is, on `*a*a*a*b`).
+    public func matches(_ source: String) -> Bool {
+        let text = Array(source.utf8)
+        var (p, t) = (0, 0)
+        var star: (p: Int, t: Int)? = nil
+        while t < text.count {
+            if p < pattern.count, pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t] {
+                p += 1
+                t += 1
+            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
+                star = (p, t)
+                p += 1
+            } else if let last = star {
+                p = last.p + 1
+                t = last.t + 1
+                star = (last.p, last.t + 1)
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
+    }
+}
+
+/// Why a maintenance window was refused: the API answers 400 (or 409 for a window that has
+/// ended) with it.
+public struct MaintenanceWindowError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// The request asks for something the rules refuse (400).
+        case invalid
+        /// No such window (404).
+        case unknown
+        /// The window has ended and can no longer change (409).
+        case ended
+    }
+
+    public let kind: Kind
+    public let description: String
+
+    public init(_ description: String, kind: Kind = .invalid) {
+        self.kind = kind
+        self.description = description
+    }
+}
