@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 
 /// An HTTP answer from a relay (or from PagerDuty: the wire format is the same).
 public struct RelayResponse: Sendable {
@@ -46,25 +47,30 @@ public final class RelayClient: Sendable {
     }
 
     public func post(_ path: String, json body: [UInt8], contentType: String = "application/json") async throws -> RelayResponse {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: contentType)
-        request.body = .bytes(ByteBuffer(bytes: body))
-        return try await execute(request)
+        try await send(.POST, path, body: body, contentType: contentType)
     }
 
-    /// PATCH with a JSON body, or DELETE without one.
+    public func put(_ path: String, json body: [UInt8]) async throws -> RelayResponse {
+        try await send(.PUT, path, body: body)
+    }
+
     public func patch(_ path: String, json body: [UInt8]) async throws -> RelayResponse {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .PATCH
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: body))
-        return try await execute(request)
+        try await send(.PATCH, path, body: body)
     }
 
     public func delete(_ path: String) async throws -> RelayResponse {
+        try await send(.DELETE, path, body: nil)
+    }
+
+    private func send(_ method: NIOHTTP1.HTTPMethod, _ path: String, body: [UInt8]?, contentType: String = "application/json") async throws
+        -> RelayResponse
+    {
         var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .DELETE
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
         return try await execute(request)
     }
 

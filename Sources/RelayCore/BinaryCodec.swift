@@ -185,7 +185,45 @@ extension ByteWriter {
         case .releaseWindows(let time):
             bytes.append(9)
             write(time)
+        case .putHeartbeat(let name, let spec, let time):
+            bytes.append(10)
+            write(name)
+            write(spec)
+            write(time)
+        case .checkIn(let name, let routingKey, let interval, let time):
+            bytes.append(11)
+            write(name)
+            write(routingKey)
+            write(optional: interval) { $0.write($1) }
+            write(time)
+        case .deleteHeartbeat(let name, let time):
+            bytes.append(12)
+            write(name)
+            write(time)
+        case .heartbeatMissed(let name, let checkIns, let time):
+            bytes.append(13)
+            write(name)
+            write(checkIns)
+            write(time)
         }
+    }
+
+    public mutating func write(_ spec: Heartbeat.Spec) {
+        write(spec.routingKey)
+        write(spec.intervalMilliseconds)
+        write(spec.graceMilliseconds)
+        write(spec.severity.rawValue)
+        write(spec.source)
+    }
+
+    public mutating func write(_ heartbeat: Heartbeat) {
+        write(heartbeat.name)
+        write(heartbeat.spec)
+        write(heartbeat.createdAtMilliseconds)
+        write(optional: heartbeat.lastCheckInAtMilliseconds) { $0.write($1) }
+        write(heartbeat.checkIns)
+        write(heartbeat.alarmed)
+        write(heartbeat.alarms)
     }
 
     public mutating func write(strings: [String]) {
@@ -251,6 +289,19 @@ extension ByteWriter {
         case .windowsReleased(let count):
             bytes.append(15)
             write(count)
+        case .heartbeatSaved(let heartbeat):
+            bytes.append(16)
+            write(heartbeat)
+        case .heartbeatRefused(let error):
+            bytes.append(17)
+            write(error.kind.rawValue)
+            write(error.description)
+        case .heartbeatUpdated(let heartbeat):
+            bytes.append(18)
+            write(heartbeat)
+        case .heartbeatDeleted(let heartbeat):
+            bytes.append(19)
+            write(heartbeat)
         }
     }
 
@@ -374,6 +425,14 @@ extension ByteReader {
             return .changeWindow(id: id, change, atMilliseconds: try readInt64())
         case 8: return .endWindow(id: try readUInt64(), atMilliseconds: try readInt64())
         case 9: return .releaseWindows(atMilliseconds: try readInt64())
+        case 10: return .putHeartbeat(name: try readString(), try readHeartbeatSpec(), atMilliseconds: try readInt64())
+        case 11:
+            return .checkIn(
+                name: try readString(), routingKey: try readString(),
+                intervalMilliseconds: try read { (reader) throws(DecodingFailure) in try reader.readInt64() },
+                atMilliseconds: try readInt64())
+        case 12: return .deleteHeartbeat(name: try readString(), atMilliseconds: try readInt64())
+        case 13: return .heartbeatMissed(name: try readString(), checkIns: try readUInt64(), atMilliseconds: try readInt64())
         case let tag: throw DecodingFailure("unknown command tag \(tag)")
         }
     }
@@ -395,9 +454,15 @@ extension ByteReader {
         case 12: return .windowSaved(try readWindow())
         case 13: return .windowEnded(try readWindow(), released: try readInt())
         case 14:
-            let kind = try read(MaintenanceWindowError.Kind.self)
-            return .windowRefused(MaintenanceWindowError(try readString(), kind: kind))
+            let kind = try read(OperatorError.Kind.self)
+            return .windowRefused(OperatorError(try readString(), kind: kind))
         case 15: return .windowsReleased(count: try readInt())
+        case 16: return .heartbeatSaved(try readHeartbeat())
+        case 17:
+            let kind = try read(OperatorError.Kind.self)
+            return .heartbeatRefused(OperatorError(try readString(), kind: kind))
+        case 18: return .heartbeatUpdated(try readHeartbeat())
+        case 19: return .heartbeatDeleted(try readHeartbeat())
         case let tag: throw DecodingFailure("unknown result tag \(tag)")
         }
     }
@@ -436,6 +501,19 @@ extension ByteReader {
         MaintenanceWindow(
             id: try readUInt64(), spec: try readWindowSpec(), createdAtMilliseconds: try readInt64(), suppressedCount: try readInt(),
             heldCount: try readInt())
+    }
+
+    public mutating func readHeartbeatSpec() throws(DecodingFailure) -> Heartbeat.Spec {
+        Heartbeat.Spec(
+            routingKey: try readString(), intervalMilliseconds: try readInt64(), graceMilliseconds: try readInt64(),
+            severity: try read(Severity.self), source: try readString())
+    }
+
+    public mutating func readHeartbeat() throws(DecodingFailure) -> Heartbeat {
+        Heartbeat(
+            name: try readString(), spec: try readHeartbeatSpec(), createdAtMilliseconds: try readInt64(),
+            lastCheckInAtMilliseconds: try read { (reader) throws(DecodingFailure) in try reader.readInt64() }, checkIns: try readUInt64(),
+            alarmed: try readBool(), alarms: try readInt())
     }
 
     public mutating func readHeldEvent() throws(DecodingFailure) -> HeldEvent {
@@ -552,5 +630,20 @@ extension HeldEvent {
         var reader = ByteReader(encoded)
         self = try reader.readHeldEvent()
         guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a held event") }
+    }
+}
+
+extension Heartbeat {
+    /// The heartbeat as the store keeps it.
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 128)
+        writer.write(self)
+        return writer.bytes
+    }
+
+    public init(encoded: [UInt8]) throws(DecodingFailure) {
+        var reader = ByteReader(encoded)
+        self = try reader.readHeartbeat()
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a heartbeat") }
     }
 }

@@ -27,27 +27,27 @@ public struct MaintenanceWindow: Sendable, Equatable {
         }
 
         /// Refuses a window that could never do what was meant, or that would silence too much.
-        public func validate(atMilliseconds now: Int64) throws(MaintenanceWindowError) {
-            guard endsAtMilliseconds > now else { throw MaintenanceWindowError("end must be in the future") }
-            guard endsAtMilliseconds > startsAtMilliseconds else { throw MaintenanceWindowError("end must be after start") }
+        public func validate(atMilliseconds now: Int64) throws(OperatorError) {
+            guard endsAtMilliseconds > now else { throw OperatorError("end must be in the future") }
+            guard endsAtMilliseconds > startsAtMilliseconds else { throw OperatorError("end must be after start") }
             guard endsAtMilliseconds - startsAtMilliseconds <= MaintenanceWindow.maxDurationMilliseconds else {
-                throw MaintenanceWindowError(
+                throw OperatorError(
                     "a window may last at most \(MaintenanceWindow.maxDurationMilliseconds / 86_400_000) days; a longer silence should be a change to the monitoring, not a window"
                 )
             }
             guard !routingKeys.isEmpty || sourcePattern != nil else {
-                throw MaintenanceWindowError(
+                throw OperatorError(
                     "name routing_keys or a source_pattern (or both): a window over every event would silence everything")
             }
             guard routingKeys.count <= MaintenanceWindow.maxRoutingKeys else {
-                throw MaintenanceWindowError("at most \(MaintenanceWindow.maxRoutingKeys) routing_keys per window")
+                throw OperatorError("at most \(MaintenanceWindow.maxRoutingKeys) routing_keys per window")
             }
             guard routingKeys.allSatisfy({ (1...255).contains($0.utf8.count) }) else {
-                throw MaintenanceWindowError("routing_keys must be 1-255 characters each")
+                throw OperatorError("routing_keys must be 1-255 characters each")
             }
             if let sourcePattern { _ = try SourcePattern(sourcePattern) }
             guard (1...MaintenanceWindow.maxReasonCharacters).contains(reason.count) else {
-                throw MaintenanceWindowError(
+                throw OperatorError(
                     "reason must be 1-\(MaintenanceWindow.maxReasonCharacters) characters: say why, for whoever is paged next")
             }
         }

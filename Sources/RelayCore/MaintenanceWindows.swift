@@ -72,7 +72,7 @@ public struct MaintenanceWindows: Sendable {
     // MARK: changes
 
     public mutating func open(_ spec: MaintenanceWindow.Spec, at time: Int64, effects: inout RelayStateMachine.Effects) -> Result<
-        MaintenanceWindow, MaintenanceWindowError
+        MaintenanceWindow, OperatorError
     > {
         prune(at: time, effects: &effects)
         do {
@@ -81,7 +81,7 @@ public struct MaintenanceWindows: Sendable {
             return .failure(error)
         }
         guard windows.count < MaintenanceWindow.maxWindows else {
-            return .failure(MaintenanceWindowError("there are already \(MaintenanceWindow.maxWindows) windows; end some first"))
+            return .failure(OperatorError("there are already \(MaintenanceWindow.maxWindows) windows; end some first"))
         }
         let window = MaintenanceWindow(id: nextWindowID, spec: spec, createdAtMilliseconds: time)
         nextWindowID += 1
@@ -95,10 +95,10 @@ public struct MaintenanceWindows: Sendable {
     /// (all it held, if the change ends it or turns `hold` off).
     public mutating func change(
         _ id: UInt64, _ change: MaintenanceWindow.Change, at time: Int64, effects: inout RelayStateMachine.Effects
-    ) -> Result<(MaintenanceWindow, [HeldEvent]), MaintenanceWindowError> {
-        guard var window = windows[id] else { return .failure(MaintenanceWindowError("no maintenance window \(id)", kind: .unknown)) }
+    ) -> Result<(MaintenanceWindow, [HeldEvent]), OperatorError> {
+        guard var window = windows[id] else { return .failure(OperatorError("no maintenance window \(id)", kind: .unknown)) }
         guard !window.hasEnded(atMilliseconds: time) else {
-            return .failure(MaintenanceWindowError("maintenance window \(id) has ended; start a new one", kind: .ended))
+            return .failure(OperatorError("maintenance window \(id) has ended; start a new one", kind: .conflict))
         }
         let spec = change.applied(to: window.spec)
         do {
@@ -115,9 +115,9 @@ public struct MaintenanceWindows: Sendable {
 
     /// Ends a window now: it stays listed as ended, and its held events are released.
     public mutating func end(_ id: UInt64, at time: Int64, effects: inout RelayStateMachine.Effects) -> Result<
-        (MaintenanceWindow, [HeldEvent]), MaintenanceWindowError
+        (MaintenanceWindow, [HeldEvent]), OperatorError
     > {
-        guard var window = windows[id] else { return .failure(MaintenanceWindowError("no maintenance window \(id)", kind: .unknown)) }
+        guard var window = windows[id] else { return .failure(OperatorError("no maintenance window \(id)", kind: .unknown)) }
         if !window.hasEnded(atMilliseconds: time) {
             // A window not yet started ends too: it becomes one that ended now, never active.
             var spec = window.spec

@@ -65,6 +65,15 @@ public enum RelayCommand: Sendable, Equatable {
     case endWindow(id: UInt64, atMilliseconds: Int64)
     /// The leader's: windows that ended by then release their held events.
     case releaseWindows(atMilliseconds: Int64)
+    /// Operator: creates or changes a heartbeat.
+    case putHeartbeat(name: String, Heartbeat.Spec, atMilliseconds: Int64)
+    /// A monitored source: authorised by the routing key it carries; resolves an open alarm.
+    case checkIn(name: String, routingKey: String, intervalMilliseconds: Int64?, atMilliseconds: Int64)
+    /// Operator: removes a heartbeat, resolving its alarm if one is open.
+    case deleteHeartbeat(name: String, atMilliseconds: Int64)
+    /// The leader's timer ran out (`HeartbeatWatch`): triggers the alarm, unless a check-in
+    /// was applied since the count the timer saw.
+    case heartbeatMissed(name: String, checkIns: UInt64, atMilliseconds: Int64)
 }
 
 public enum CommandResult: Sendable, Equatable {
@@ -84,8 +93,13 @@ public enum CommandResult: Sendable, Equatable {
     case held(dedupKey: String, windowID: UInt64)
     case windowSaved(MaintenanceWindow)
     case windowEnded(MaintenanceWindow, released: Int)
-    case windowRefused(MaintenanceWindowError)
+    case windowRefused(OperatorError)
     case windowsReleased(count: Int)
+    case heartbeatSaved(Heartbeat)
+    case heartbeatRefused(OperatorError)
+    /// A check-in or a miss was applied; `Heartbeat.alarmed` says what it did.
+    case heartbeatUpdated(Heartbeat)
+    case heartbeatDeleted(Heartbeat)
     /// The queue is at its limit; nothing was queued and the client must retry later.
     case queueFull
     case attemptRecorded
@@ -114,4 +128,6 @@ public enum StoreMutation: Sendable, Equatable {
     case setNextWindowID(UInt64)
     case putHeld(HeldEvent)
     case deleteHeld(windowID: UInt64, sequence: UInt64)
+    case putHeartbeat(Heartbeat)
+    case deleteHeartbeat(String)
 }

@@ -9,11 +9,14 @@ extension RelayStateMachine {
         public var windows: [MaintenanceWindow]
         public var held: [HeldEvent]
         public var nextWindowID: UInt64
+        public var heartbeats: [Heartbeat]
 
         public init(
             events: [QueuedEvent] = [], dedupEntries: [DedupEntry] = [], nextEventNumber: UInt64 = 1, intents: [DeliveryIntent] = [],
-            folders: [IncidentFolder] = [], windows: [MaintenanceWindow] = [], held: [HeldEvent] = [], nextWindowID: UInt64 = 1
+            folders: [IncidentFolder] = [], windows: [MaintenanceWindow] = [], held: [HeldEvent] = [], nextWindowID: UInt64 = 1,
+            heartbeats: [Heartbeat] = []
         ) {
+            self.heartbeats = heartbeats
             self.windows = windows
             self.held = held
             self.nextWindowID = nextWindowID

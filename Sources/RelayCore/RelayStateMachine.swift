@@ -97,6 +97,7 @@ public struct RelayStateMachine: Sendable {
     /// The next folder change's `IncidentFolder.sequence`.
     private var nextFolderSequence: UInt64 = 1
     public private(set) var maintenance = MaintenanceWindows()
+    private var heartbeats: [String: Heartbeat] = [:]
 
     public init(limits: Limits) {
         self.limits = limits
@@ -109,6 +110,10 @@ public struct RelayStateMachine: Sendable {
             limits: limits, events: contents.events, dedupEntries: contents.dedupEntries, nextEventNumber: contents.nextEventNumber,
             intents: contents.intents, folders: contents.folders)
         maintenance = MaintenanceWindows(windows: contents.windows, held: contents.held, nextWindowID: contents.nextWindowID)
+        for heartbeat in contents.heartbeats {
+            precondition(heartbeats[heartbeat.name] == nil, "two heartbeats named \(heartbeat.name)")
+            heartbeats[heartbeat.name] = heartbeat
+        }
     }
 
     public init(
@@ -199,8 +204,10 @@ public struct RelayStateMachine: Sendable {
             events: events.values.sorted { $0.number < $1.number }, dedupEntries: dedup.values.sorted { $0.lastNumber < $1.lastNumber },
             nextEventNumber: nextEventNumber, intents: intents.values.sorted { $0.eventNumber < $1.eventNumber },
             folders: folders.values.sorted { $0.sequence < $1.sequence }, windows: maintenance.sortedWindows,
-            held: maintenance.allHeld, nextWindowID: maintenance.nextWindowID)
+            held: maintenance.allHeld, nextWindowID: maintenance.nextWindowID, heartbeats: sortedHeartbeats)
     }
+
+    public var sortedHeartbeats: [Heartbeat] { heartbeats.values.sorted { $0.name < $1.name } }
 
     // MARK: apply
 
@@ -242,6 +249,30 @@ public struct RelayStateMachine: Sendable {
             let released = maintenance.releaseDue(at: time, effects: &effects)
             admitReleased(released, effects: &effects)
             return .windowsReleased(count: released.count)
+        case .putHeartbeat(let name, let spec, let time):
+            return putHeartbeat(name, spec, at: time, effects: &effects)
+        case .checkIn(let name, let routingKey, let interval, let time):
+            return checkIn(name, routingKey: routingKey, intervalMilliseconds: interval, at: time, effects: &effects)
+        case .deleteHeartbeat(let name, let time):
+            guard let heartbeat = heartbeats.removeValue(forKey: name) else {
+                return .heartbeatRefused(OperatorError("no heartbeat \(name)", kind: .unknown))
+            }
+            if heartbeat.alarmed {
+                _ = sendHeartbeatEvent(heartbeat.resolveBody(routingKey: heartbeat.spec.routingKey), at: time, effects: &effects)
+            }
+            effects.mutations.append(.deleteHeartbeat(name))
+            return .heartbeatDeleted(heartbeat)
+        case .heartbeatMissed(let name, let checkIns, let time):
+            guard var heartbeat = heartbeats[name], heartbeat.checkIns == checkIns, !heartbeat.alarmed else {
+                return .heartbeatRefused(OperatorError("heartbeat \(name) checked in, or its alarm is already open", kind: .conflict))
+            }
+            // With the queue full the alarm is not raised: the leader's timer tries again.
+            guard sendHeartbeatEvent(heartbeat.triggerBody(atMilliseconds: time), at: time, effects: &effects) else { return .queueFull }
+            heartbeat.alarmed = true
+            heartbeat.alarms += 1
+            heartbeats[name] = heartbeat
+            effects.mutations.append(.putHeartbeat(heartbeat))
+            return .heartbeatUpdated(heartbeat)
         }
     }
 
@@ -464,6 +495,74 @@ public struct RelayStateMachine: Sendable {
     /// Queues events a window released, in the order they were held.
     private mutating func admitReleased(_ released: [HeldEvent], effects: inout Effects) {
         for event in released { _ = admit(event.acceptance, released: true, effects: &effects) }
+    }
+
+    // MARK: heartbeats
+
+    private mutating func putHeartbeat(_ name: String, _ spec: Heartbeat.Spec, at time: Int64, effects: inout Effects) -> CommandResult {
+        do {
+            try Heartbeat.validate(name: name)
+            try spec.validate()
+        } catch {
+            return .heartbeatRefused(error)
+        }
+        var heartbeat: Heartbeat
+        if let existing = heartbeats[name] {
+            heartbeat = existing
+            // An open alarm belongs to the old integration: it is resolved there.
+            if heartbeat.alarmed && spec.routingKey != existing.spec.routingKey {
+                heartbeat.alarmed = !sendHeartbeatEvent(
+                    existing.resolveBody(routingKey: existing.spec.routingKey), at: time, effects: &effects)
+            }
+            heartbeat.spec = spec
+        } else {
+            guard heartbeats.count < Heartbeat.maxHeartbeats else {
+                return .heartbeatRefused(OperatorError("there are already \(Heartbeat.maxHeartbeats) heartbeats; delete some first"))
+            }
+            heartbeat = Heartbeat(name: name, spec: spec, createdAtMilliseconds: time)
+        }
+        heartbeats[name] = heartbeat
+        effects.mutations.append(.putHeartbeat(heartbeat))
+        return .heartbeatSaved(heartbeat)
+    }
+
+    private mutating func checkIn(
+        _ name: String, routingKey: String, intervalMilliseconds: Int64?, at time: Int64, effects: inout Effects
+    ) -> CommandResult {
+        guard var heartbeat = heartbeats[name] else {
+            return .heartbeatRefused(
+                OperatorError("no heartbeat \(name); an operator creates it with PUT /v1/heartbeats/\(name) (admin token)", kind: .unknown))
+        }
+        guard routingKey == heartbeat.spec.routingKey else {
+            return .heartbeatRefused(OperatorError("the routing key is not heartbeat \(name)'s", kind: .forbidden))
+        }
+        if let intervalMilliseconds, intervalMilliseconds != heartbeat.spec.intervalMilliseconds {
+            return .heartbeatRefused(
+                OperatorError(
+                    "heartbeat \(name) expects a check-in every \(heartbeat.spec.intervalMilliseconds / 1_000) s, not \(intervalMilliseconds / 1_000) s; an operator changes it with PUT",
+                    kind: .conflict))
+        }
+        if heartbeat.alarmed {
+            // With the queue full the alarm stays open, and the next check-in resolves it.
+            heartbeat.alarmed = !sendHeartbeatEvent(
+                heartbeat.resolveBody(routingKey: heartbeat.spec.routingKey), at: time, effects: &effects)
+        }
+        heartbeat.checkIns += 1
+        heartbeat.lastCheckInAtMilliseconds = time
+        heartbeats[name] = heartbeat
+        effects.mutations.append(.putHeartbeat(heartbeat))
+        return .heartbeatUpdated(heartbeat)
+    }
+
+    /// Accepts a heartbeat's trigger or resolve as if a client had sent it, so it takes every
+    /// rule an event takes. Built here from replicated fields, it is the same on every node.
+    /// Returns false only if the queue was full.
+    private mutating func sendHeartbeatEvent(_ body: [UInt8], at time: Int64, effects: inout Effects) -> Bool {
+        guard case .success(let event) = EventValidator.validate(body: body, api: .v2Alert) else {
+            preconditionFailure("a heartbeat's own event failed validation: \(String(decoding: body, as: UTF8.self))")
+        }
+        // The key is the heartbeat's own, so no key is ever assigned.
+        return accept(Acceptance(event, assignedKey: "", receivedAtMilliseconds: time), effects: &effects) != .queueFull
     }
 
     // MARK: incident folders

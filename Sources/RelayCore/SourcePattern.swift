@@ -8,9 +8,9 @@ public struct SourcePattern: Sendable, Equatable, CustomStringConvertible {
     /// Sources are host names and addresses (`IncidentFacts.maxSourceCharacters`).
     public static let maxCharacters = 255
 
-    public init(_ text: String) throws(MaintenanceWindowError) {
+    public init(_ text: String) throws(OperatorError) {
         guard !text.isEmpty, text.count <= Self.maxCharacters else {
-            throw MaintenanceWindowError("source_pattern must be 1-\(Self.maxCharacters) characters")
+            throw OperatorError("source_pattern must be 1-\(Self.maxCharacters) characters")
         }
         description = text
         pattern = Array(text.utf8)
@@ -39,26 +39,5 @@ public struct SourcePattern: Sendable, Equatable, CustomStringConvertible {
         }
         while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
         return p == pattern.count
-    }
-}
-
-/// Why a maintenance window was refused: the API answers 400 (or 409 for a window that has
-/// ended) with it.
-public struct MaintenanceWindowError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Equatable, CaseIterable {
-        /// The request asks for something the rules refuse (400).
-        case invalid
-        /// No such window (404).
-        case unknown
-        /// The window has ended and can no longer change (409).
-        case ended
-    }
-
-    public let kind: Kind
-    public let description: String
-
-    public init(_ description: String, kind: Kind = .invalid) {
-        self.kind = kind
-        self.description = description
     }
 }

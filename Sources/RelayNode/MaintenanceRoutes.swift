@@ -58,11 +58,7 @@ struct MaintenanceRoutes: Sendable {
             return try QueueRoutes.encode(
                 MaintenanceWindowEnded(window: MaintenanceWindowView(window, holding: 0, atMilliseconds: now), released: released))
         case .windowRefused(let error):
-            switch error.kind {
-            case .invalid: throw HTTPError(.badRequest, message: error.description)
-            case .unknown: throw HTTPError(.notFound, message: error.description)
-            case .ended: throw HTTPError(.conflict, message: error.description)
-            }
+            throw HTTPError(error)
         case let other:
             preconditionFailure("a maintenance window command returned \(other)")
         }

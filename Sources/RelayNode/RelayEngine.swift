@@ -336,6 +336,11 @@ public actor RelayEngine {
         core.raft.role == .leader && core.raft.machine.maintenance.hasHeldEventsDue(at: now)
     }
 
+    /// Whether this node leads, and the heartbeats: what `HeartbeatMonitorService` times.
+    func heartbeatsToWatch() -> (isLeader: Bool, heartbeats: [Heartbeat]) {
+        (core.raft.role == .leader, core.raft.machine.sortedHeartbeats)
+    }
+
     func attempts(of eventNumber: UInt64) async throws -> [AttemptRecord] {
         try await store.attempts(eventNumber: eventNumber)
     }

@@ -102,6 +102,9 @@ public enum RelayNode {
         MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
             .register(on: router)
         services.append(MaintenanceReleaseService(engine: engine, commands: commands, environment: environment, logger: logger))
+        HeartbeatRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
+            .register(on: router)
+        services.append(HeartbeatMonitorService(engine: engine, commands: commands, environment: environment, logger: logger))
         services.append(
             Application(
                 router: router,

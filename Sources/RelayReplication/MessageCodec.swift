@@ -127,6 +127,8 @@ public enum MessageCodec {
         for window in contents.windows { writer.write(window) }
         writer.write(UInt64(contents.held.count))
         for event in contents.held { writer.write(event) }
+        writer.write(UInt64(contents.heartbeats.count))
+        for heartbeat in contents.heartbeats { writer.write(heartbeat) }
     }
 
     private static func readSnapshot(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure)
@@ -148,6 +150,9 @@ public enum MessageCodec {
         for _ in 0..<(try reader.readCount()) { windows.append(try reader.readWindow()) }
         var held: [HeldEvent] = []
         for _ in 0..<(try reader.readCount()) { held.append(try reader.readHeldEvent()) }
+        var heartbeats: [Heartbeat] = []
+        for _ in 0..<(try reader.readCount()) { heartbeats.append(try reader.readHeartbeat()) }
+        guard Set(heartbeats.map(\.name)).count == heartbeats.count else { throw DecodingFailure("a snapshot names a heartbeat twice") }
         guard windows.allSatisfy({ $0.id < nextWindowID }), held.allSatisfy({ event in windows.contains { $0.id == event.windowID } })
         else {
             throw DecodingFailure("a snapshot's maintenance windows do not add up")
@@ -156,7 +161,7 @@ public enum MessageCodec {
             limits: limits,
             contents: .init(
                 events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents, folders: folders,
-                windows: windows, held: held, nextWindowID: nextWindowID))
+                windows: windows, held: held, nextWindowID: nextWindowID, heartbeats: heartbeats))
         return Snapshot(index: index, term: snapshotTerm, machine: machine)
     }
 

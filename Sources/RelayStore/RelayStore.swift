@@ -17,7 +17,7 @@ public final class RelayStore: @unchecked Sendable {
     /// 2 added the replicated log (`raft_log`); a version-1 store opens as a log that starts after it.
     /// 3 added open delivery intents (`intents`); an older store has none open.
     /// 4 added incident folders (`incidents`), maintenance windows (`windows`) and the events
-    /// they hold (`held`); an older store starts with none.
+    /// they hold (`held`), and heartbeats (`heartbeats`); an older store starts with none.
     static let schemaVersion: Int64 = 4
 
     public let path: String
@@ -97,11 +97,20 @@ public final class RelayStore: @unchecked Sendable {
                     throw StoreError("a held event is unreadable: \(error)")
                 }
             }
+            var heartbeats: [Heartbeat] = []
+            s.selectHeartbeats.bind([])
+            while try s.selectHeartbeats.step() {
+                do {
+                    heartbeats.append(try Heartbeat(encoded: s.selectHeartbeats.blob(0)))
+                } catch {
+                    throw StoreError("a heartbeat is unreadable: \(error)")
+                }
+            }
             let next = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_event_number'") ?? 1
             let nextWindow = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_window_id'") ?? 1
             return Contents(
                 events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents, folders: folders, windows: windows,
-                held: held, nextWindowID: UInt64(nextWindow))
+                held: held, nextWindowID: UInt64(nextWindow), heartbeats: heartbeats)
         }
     }
 
@@ -216,6 +225,10 @@ public final class RelayStore: @unchecked Sendable {
             try s.putHeld.run([.integer(Int64(event.windowID)), .integer(Int64(event.sequence)), .blob(event.encoded)])
         case .deleteHeld(let windowID, let sequence):
             try s.deleteHeld.run([.integer(Int64(windowID)), .integer(Int64(sequence))])
+        case .putHeartbeat(let heartbeat):
+            try s.putHeartbeat.run([.text(heartbeat.name), .blob(heartbeat.encoded)])
+        case .deleteHeartbeat(let name):
+            try s.deleteHeartbeat.run([.text(name)])
         }
     }
 
@@ -274,6 +287,7 @@ public final class RelayStore: @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS held (
                 window_id INTEGER NOT NULL, sequence INTEGER NOT NULL, event BLOB NOT NULL,
                 PRIMARY KEY (window_id, sequence)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS heartbeats (name TEXT PRIMARY KEY, heartbeat BLOB NOT NULL) WITHOUT ROWID;
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', \(schemaVersion));
             UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2, 3);
             """)
@@ -292,6 +306,7 @@ struct Statements {
     let putIntent, deleteIntent, selectIntents: Statement
     let putFolder, deleteFolder, selectFolders: Statement
     let putWindow, deleteWindow, selectWindows, putHeld, deleteHeld, selectHeld: Statement
+    let putHeartbeat, deleteHeartbeat, selectHeartbeats: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
     let putEntry, truncateLog, compactLog, compactStep, termAt, selectEntries: Statement
@@ -318,6 +333,9 @@ struct Statements {
         putHeld = try c.prepare("INSERT OR REPLACE INTO held VALUES (?, ?, ?)")
         deleteHeld = try c.prepare("DELETE FROM held WHERE window_id = ? AND sequence = ?")
         selectHeld = try c.prepare("SELECT event FROM held")
+        putHeartbeat = try c.prepare("INSERT OR REPLACE INTO heartbeats VALUES (?, ?)")
+        deleteHeartbeat = try c.prepare("DELETE FROM heartbeats WHERE name = ?")
+        selectHeartbeats = try c.prepare("SELECT heartbeat FROM heartbeats")
         appendAttempt = try c.prepare("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)")
         trimAttempts = try c.prepare(
             "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)"

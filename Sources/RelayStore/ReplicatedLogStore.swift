@@ -95,7 +95,7 @@ extension RelayStore {
             try s.putMeta.run([.text("applied_term"), .integer(Int64(term))])
         case .install(let snapshot):
             try connection.execute(
-                "DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents; DELETE FROM incidents; DELETE FROM windows; DELETE FROM held;"
+                "DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents; DELETE FROM incidents; DELETE FROM windows; DELETE FROM held; DELETE FROM heartbeats;"
             )
             let contents = snapshot.machine.contents
             for event in contents.events { try apply(.putEvent(event)) }
@@ -104,6 +104,7 @@ extension RelayStore {
             for folder in contents.folders { try apply(.putFolder(folder)) }
             for window in contents.windows { try apply(.putWindow(window)) }
             for event in contents.held { try apply(.putHeld(event)) }
+            for heartbeat in contents.heartbeats { try apply(.putHeartbeat(heartbeat)) }
             try apply(.setNextWindowID(contents.nextWindowID))
             try apply(.setNextEventNumber(contents.nextEventNumber))
             try s.putMeta.run([.text("applied_index"), .integer(Int64(snapshot.index))])

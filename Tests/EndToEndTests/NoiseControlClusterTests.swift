@@ -187,6 +187,51 @@ import Testing
         }
     }
 
+    /// A leader failover between two check-ins raises no false alarm; a missed check-in then
+    /// triggers once, on the new leader, and the next check-in resolves it.
+    @Test func aHeartbeatRaisesNoFalseAlarmAcrossAKill9OfTheLeaderAndAMissStillTriggers() async throws {
+        let token = "heartbeat-test-admin-token"
+        try await ClusterRig.run(extraSettings: ["admin_token: \(token)"]) { rig in
+            let leader = try await rig.leader()
+            let admin = RelayClient(baseURL: rig.cluster.nodeURL(leader), adminToken: token)
+            let routingKey = TestSupport.routingKey(31)
+            let spec = Array(#"{"routing_key":"\#(routingKey)","interval_seconds":10,"grace_seconds":2,"source":"scada-7"}"#.utf8)
+            #expect(try await admin.put("/v1/heartbeats/scada-poller", json: spec).status == 200)
+            try await admin.shutdown()
+            let checkIn = Array(#"{"routing_key":"\#(routingKey)","interval_seconds":10}"#.utf8)
+            func checkInOn(_ node: Int) async throws -> ContinuousClock.Instant {
+                try await ClusterRig.waitUntil("a check-in on node \(node)") {
+                    (try? await rig.nodes[node]!.post("/v1/heartbeats/scada-poller", json: checkIn))?.status == 200
+                }
+                return .now
+            }
+            _ = try await checkInOn(leader)
+            // Kill the leader between two check-ins; the next one goes to the new leader, well
+            // within the interval the old leader's timer was counting.
+            try await Task.sleep(for: .seconds(4))  // A source's own pace between check-ins, not a wait for a condition.
+            await rig.cluster.kill9(leader)
+            let survivor = try await rig.leader(otherThan: leader)
+            _ = try await checkInOn(survivor)
+            try await Task.sleep(for: .seconds(4))  // The source's pace again.
+            let lastCheckIn = try await checkInOn(survivor)
+            // Now it stops checking in. The alarm is the marker: no heartbeat event may come before it.
+            let events = try await rig.upstream.waitForAccepted(
+                until: { $0.dedupKey == "pdrelay-heartbeat/scada-poller" }, timeout: .seconds(60))
+            let alarm = try #require(events.last)
+            #expect(alarm.action == "trigger")
+            #expect(alarm.arrivedAt - lastCheckIn >= .seconds(12), "no alarm before the last check-in's interval and grace ran out")
+            #expect((alarm.json?["payload"] as? [String: Any])?["source"] as? String == "scada-7")
+
+            _ = try await checkInOn(survivor)
+            let resolved = try await rig.upstream.waitForAccepted(
+                until: { $0.dedupKey == "pdrelay-heartbeat/scada-poller" && $0.action == "resolve" })
+            let heartbeatEvents = resolved.filter { $0.dedupKey == "pdrelay-heartbeat/scada-poller" }.map { $0.action ?? "" }
+            // A request cut short may arrive twice (at least once); collapsed, one alarm then its resolve.
+            let collapsed = heartbeatEvents.reduce(into: [String]()) { if $0.last != $1 { $0.append($1) } }
+            #expect(collapsed == ["trigger", "resolve"], "\(heartbeatEvents)")
+        }
+    }
+
     @Test func budgetsAndLanesHoldAcrossAKill9OfTheLeader() async throws {
         // The default budget, a 500-ms slot. A slot is spent when an attempt's intent is proposed
         // and the request leaves once that commits, so slots shorter than a loaded cluster's commit

@@ -6,17 +6,16 @@ import Testing
 
 extension RelayClient {
     /// Posts as a client that retries does: a 5xx (HAProxy's 504 when a starved node took over a
-    /// second, a 503 from a node too busy or between leaders) is sent again after a pause, up to
-    /// ten times; dedup makes a retry of the same bytes harmless. For a test's setup or load,
-    /// where the answer's timing is not what is checked. The pause is a client's backoff, not a
-    /// wait for a condition.
+    /// second, a 503 from a node too busy or between leaders) or no answer in time is sent again
+    /// after a pause, up to ten times; dedup makes a retry of the same bytes harmless. For a
+    /// test's setup or load, where the answer's timing is not what is checked. The pause is a
+    /// client's backoff, not a wait for a condition.
     func postRetrying(_ path: String, json body: [UInt8]) async throws -> RelayResponse {
-        var response = try await post(path, json: body)
-        for _ in 1..<10 where response.status >= 500 {
+        for _ in 1..<10 {
+            if let response = try? await post(path, json: body), response.status < 500 { return response }
             try await Task.sleep(for: .milliseconds(200))
-            response = try await post(path, json: body)
         }
-        return response
+        return try await post(path, json: body)
     }
 }
 

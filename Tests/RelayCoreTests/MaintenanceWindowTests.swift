@@ -150,7 +150,7 @@ import Testing
 
     @Test mutating func badWindowsAreRefusedWithTheReason() {
         let now = clients.now
-        func refused(_ spec: MaintenanceWindow.Spec) -> MaintenanceWindowError? {
+        func refused(_ spec: MaintenanceWindow.Spec) -> OperatorError? {
             var effects = RelayStateMachine.Effects()
             guard case .windowRefused(let error) = machine.apply(.openWindow(spec, atMilliseconds: now), effects: &effects) else {
                 return nil
@@ -177,7 +177,7 @@ import Testing
         let window = openWindow(for: 100)
         #expect(
             apply(.changeWindow(id: window.id, .init(reason: "later"), atMilliseconds: now + 200))
-                == .windowRefused(.init("maintenance window 1 has ended; start a new one", kind: .ended)))
+                == .windowRefused(.init("maintenance window 1 has ended; start a new one", kind: .conflict)))
     }
 
     @Test func sourcePatternsMatchLikeAShell() throws {
@@ -186,6 +186,6 @@ import Testing
             ("*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac", false), ("*", "", true), ("plc-7", "plc-7", true),
         ]
         for (pattern, source, expected) in cases { #expect(try SourcePattern(pattern).matches(source) == expected, "\(pattern) \(source)") }
-        #expect(throws: MaintenanceWindowError.self) { try SourcePattern("") }
+        #expect(throws: OperatorError.self) { try SourcePattern("") }
     }
 }

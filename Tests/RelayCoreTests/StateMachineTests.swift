@@ -170,6 +170,7 @@ struct Clients {
         var windows: [UInt64: MaintenanceWindow] = [:]
         var held: [String: HeldEvent] = [:]
         var nextWindowID: UInt64 = 1
+        var heartbeats: [String: Heartbeat] = [:]
         var next: UInt64 = 1
 
         mutating func apply(_ mutations: [StoreMutation]) {
@@ -190,6 +191,8 @@ struct Clients {
                 case .setNextWindowID(let id): nextWindowID = id
                 case .putHeld(let event): held["\(event.windowID)/\(event.sequence)"] = event
                 case .deleteHeld(let windowID, let sequence): held["\(windowID)/\(sequence)"] = nil
+                case .putHeartbeat(let heartbeat): heartbeats[heartbeat.name] = heartbeat
+                case .deleteHeartbeat(let name): heartbeats[name] = nil
                 }
             }
         }
@@ -228,7 +231,20 @@ struct Clients {
             case 8 where random.next() % 2 == 0:
                 // Maintenance windows, a few hundred milliseconds long, holding or not.
                 let now = clients.now
-                switch random.next() % 4 {
+                let heartbeat = "hb\(random.next() % 2)"
+                switch random.next() % 8 {
+                case 4:
+                    command = .putHeartbeat(
+                        name: heartbeat,
+                        .init(routingKey: TestSupport.routingKey(), intervalMilliseconds: 10_000, graceMilliseconds: 0, source: "cron"),
+                        atMilliseconds: now)
+                case 5:
+                    command = .checkIn(
+                        name: heartbeat, routingKey: TestSupport.routingKey(), intervalMilliseconds: nil, atMilliseconds: now)
+                case 6:
+                    let checkIns = machine.sortedHeartbeats.first { $0.name == heartbeat }?.checkIns ?? 0
+                    command = .heartbeatMissed(name: heartbeat, checkIns: checkIns, atMilliseconds: now)
+                case 7: command = .deleteHeartbeat(name: heartbeat, atMilliseconds: now)
                 case 0, 1:
                     command = .openWindow(
                         .init(
@@ -253,7 +269,7 @@ struct Clients {
             contents: .init(
                 events: Array(model.events.values), dedupEntries: Array(model.dedup.values), nextEventNumber: model.next,
                 intents: Array(model.intents.values), folders: Array(model.folders.values), windows: Array(model.windows.values),
-                held: Array(model.held.values), nextWindowID: model.nextWindowID))
+                held: Array(model.held.values), nextWindowID: model.nextWindowID, heartbeats: Array(model.heartbeats.values)))
         #expect(rebuilt.events(matching: EventFilter(), limit: .max) == machine.events(matching: EventFilter(), limit: .max))
         #expect(rebuilt.keysWithPendingEvents == machine.keysWithPendingEvents)
         #expect(rebuilt.nextEventNumber == machine.nextEventNumber)
