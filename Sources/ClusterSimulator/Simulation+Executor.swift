@@ -127,7 +127,7 @@ extension Simulation {
         switch outcome {
         case .accepted(_, let number), .duplicate(_, let number), .coalesced(_, let number): queued = number
         // Recorded in its folder and not queued: acknowledged, with nothing to deliver.
-        case .repeatSuppressed, .suppressedByMaintenance, .held: queued = nil
+        case .repeatSuppressed, .suppressedByMaintenance, .held, .digested: queued = nil
         default: return
         }
         if !appliedAcceptances.contains(acceptance) {

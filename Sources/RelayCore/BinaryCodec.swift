@@ -205,6 +205,25 @@ extension ByteWriter {
             write(name)
             write(checkIns)
             write(time)
+        case .flushDigests(let time):
+            bytes.append(14)
+            write(time)
+        }
+    }
+
+    public mutating func write(_ digest: Digest) {
+        write(digest.routingKey)
+        write(digest.startedAtMilliseconds)
+        write(digest.lastAtMilliseconds)
+        write(digest.count)
+        write(digest.otherCount)
+        write(UInt64(digest.entries.count))
+        for entry in digest.entries {
+            write(entry.source)
+            write(entry.summary)
+            write(entry.count)
+            write(entry.firstAtMilliseconds)
+            write(entry.lastAtMilliseconds)
         }
     }
 
@@ -302,6 +321,12 @@ extension ByteWriter {
         case .heartbeatDeleted(let heartbeat):
             bytes.append(19)
             write(heartbeat)
+        case .digested(let key):
+            bytes.append(20)
+            write(key)
+        case .digestsFlushed(let count):
+            bytes.append(21)
+            write(count)
         }
     }
 
@@ -433,6 +458,7 @@ extension ByteReader {
                 atMilliseconds: try readInt64())
         case 12: return .deleteHeartbeat(name: try readString(), atMilliseconds: try readInt64())
         case 13: return .heartbeatMissed(name: try readString(), checkIns: try readUInt64(), atMilliseconds: try readInt64())
+        case 14: return .flushDigests(atMilliseconds: try readInt64())
         case let tag: throw DecodingFailure("unknown command tag \(tag)")
         }
     }
@@ -463,6 +489,8 @@ extension ByteReader {
             return .heartbeatRefused(OperatorError(try readString(), kind: kind))
         case 18: return .heartbeatUpdated(try readHeartbeat())
         case 19: return .heartbeatDeleted(try readHeartbeat())
+        case 20: return .digested(dedupKey: try readString())
+        case 21: return .digestsFlushed(count: try readInt())
         case let tag: throw DecodingFailure("unknown result tag \(tag)")
         }
     }
@@ -501,6 +529,26 @@ extension ByteReader {
         MaintenanceWindow(
             id: try readUInt64(), spec: try readWindowSpec(), createdAtMilliseconds: try readInt64(), suppressedCount: try readInt(),
             heldCount: try readInt())
+    }
+
+    public mutating func readDigest() throws(DecodingFailure) -> Digest {
+        let routingKey = try readString()
+        let started = try readInt64()
+        let last = try readInt64()
+        let count = try readInt()
+        let other = try readInt()
+        let entryCount = try readCount()
+        guard entryCount <= Digest.maxEntries else { throw DecodingFailure("a digest with \(entryCount) entries") }
+        var entries: [Digest.Entry] = []
+        for _ in 0..<entryCount {
+            entries.append(
+                Digest.Entry(
+                    source: try readString(), summary: try readString(), count: try readInt(), firstAtMilliseconds: try readInt64(),
+                    lastAtMilliseconds: try readInt64()))
+        }
+        return Digest(
+            routingKey: routingKey, startedAtMilliseconds: started, lastAtMilliseconds: last, count: count, otherCount: other,
+            entries: entries)
     }
 
     public mutating func readHeartbeatSpec() throws(DecodingFailure) -> Heartbeat.Spec {
@@ -645,5 +693,20 @@ extension Heartbeat {
         var reader = ByteReader(encoded)
         self = try reader.readHeartbeat()
         guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a heartbeat") }
+    }
+}
+
+extension Digest {
+    /// The digest as the store keeps it.
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 256)
+        writer.write(self)
+        return writer.bytes
+    }
+
+    public init(encoded: [UInt8]) throws(DecodingFailure) {
+        var reader = ByteReader(encoded)
+        self = try reader.readDigest()
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a digest") }
     }
 }

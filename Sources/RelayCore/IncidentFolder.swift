@@ -29,6 +29,8 @@ public struct IncidentFolder: Sendable, Equatable {
         case held
         /// Held, then made stale by a resolve that went through: never delivered.
         case superseded
+        /// Low priority: counted in its routing key's next digest, not sent alone.
+        case digested
     }
 
     public struct Counts: Sendable, Equatable, Codable {
@@ -41,6 +43,8 @@ public struct IncidentFolder: Sendable, Equatable {
         public var maintenanceSuppressed = 0
         /// Events a maintenance window held for delivery after it.
         public var held = 0
+        /// Low-priority events summarised in a digest instead of sent alone.
+        public var digested = 0
 
         public init() {}
     }

@@ -74,6 +74,8 @@ public enum RelayCommand: Sendable, Equatable {
     /// The leader's timer ran out (`HeartbeatWatch`): triggers the alarm, unless a check-in
     /// was applied since the count the timer saw.
     case heartbeatMissed(name: String, checkIns: UInt64, atMilliseconds: Int64)
+    /// The leader's: digests whose interval has passed by then go out, one event each.
+    case flushDigests(atMilliseconds: Int64)
 }
 
 public enum CommandResult: Sendable, Equatable {
@@ -100,6 +102,9 @@ public enum CommandResult: Sendable, Equatable {
     /// A check-in or a miss was applied; `Heartbeat.alarmed` says what it did.
     case heartbeatUpdated(Heartbeat)
     case heartbeatDeleted(Heartbeat)
+    /// A low-priority trigger, counted in its routing key's next digest.
+    case digested(dedupKey: String)
+    case digestsFlushed(count: Int)
     /// The queue is at its limit; nothing was queued and the client must retry later.
     case queueFull
     case attemptRecorded
@@ -130,4 +135,6 @@ public enum StoreMutation: Sendable, Equatable {
     case deleteHeld(windowID: UInt64, sequence: UInt64)
     case putHeartbeat(Heartbeat)
     case deleteHeartbeat(String)
+    case putDigest(Digest)
+    case deleteDigest(routingKey: String)
 }

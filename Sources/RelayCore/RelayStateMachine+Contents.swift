@@ -10,12 +10,14 @@ extension RelayStateMachine {
         public var held: [HeldEvent]
         public var nextWindowID: UInt64
         public var heartbeats: [Heartbeat]
+        public var digests: [Digest]
 
         public init(
             events: [QueuedEvent] = [], dedupEntries: [DedupEntry] = [], nextEventNumber: UInt64 = 1, intents: [DeliveryIntent] = [],
             folders: [IncidentFolder] = [], windows: [MaintenanceWindow] = [], held: [HeldEvent] = [], nextWindowID: UInt64 = 1,
-            heartbeats: [Heartbeat] = []
+            heartbeats: [Heartbeat] = [], digests: [Digest] = []
         ) {
+            self.digests = digests
             self.heartbeats = heartbeats
             self.windows = windows
             self.held = held

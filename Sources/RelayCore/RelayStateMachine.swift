@@ -25,11 +25,14 @@ public struct RelayStateMachine: Sendable {
         /// A day: a repeat suppressed for longer would hide that a fault is still there from
         /// anyone who looks at PagerDuty's alert log.
         public static let maxRepeatIntervalMilliseconds: Int64 = 86_400_000
+        /// Routing keys whose low-priority triggers go out as periodic digests.
+        public var digestRules: DigestRules
 
         public init(
             maxQueuedEvents: Int = 100_000, maxDedupKeys: Int = 200_000, duplicateWindowMilliseconds: Int64 = 60_000,
-            maxIncidentFolders: Int = 10_000, repeatIntervalMilliseconds: Int64 = 300_000
+            maxIncidentFolders: Int = 10_000, repeatIntervalMilliseconds: Int64 = 300_000, digestRules: DigestRules = DigestRules()
         ) {
+            self.digestRules = digestRules
             self.maxQueuedEvents = maxQueuedEvents
             self.maxDedupKeys = maxDedupKeys
             self.duplicateWindowMilliseconds = duplicateWindowMilliseconds
@@ -98,6 +101,8 @@ public struct RelayStateMachine: Sendable {
     private var nextFolderSequence: UInt64 = 1
     public private(set) var maintenance = MaintenanceWindows()
     private var heartbeats: [String: Heartbeat] = [:]
+    /// Per routing key, the low-priority triggers waiting for its next digest.
+    private var digests: [String: Digest] = [:]
 
     public init(limits: Limits) {
         self.limits = limits
@@ -113,6 +118,10 @@ public struct RelayStateMachine: Sendable {
         for heartbeat in contents.heartbeats {
             precondition(heartbeats[heartbeat.name] == nil, "two heartbeats named \(heartbeat.name)")
             heartbeats[heartbeat.name] = heartbeat
+        }
+        for digest in contents.digests {
+            precondition(digests[digest.routingKey] == nil, "two digests for one routing key")
+            digests[digest.routingKey] = digest
         }
     }
 
@@ -204,7 +213,8 @@ public struct RelayStateMachine: Sendable {
             events: events.values.sorted { $0.number < $1.number }, dedupEntries: dedup.values.sorted { $0.lastNumber < $1.lastNumber },
             nextEventNumber: nextEventNumber, intents: intents.values.sorted { $0.eventNumber < $1.eventNumber },
             folders: folders.values.sorted { $0.sequence < $1.sequence }, windows: maintenance.sortedWindows,
-            held: maintenance.allHeld, nextWindowID: maintenance.nextWindowID, heartbeats: sortedHeartbeats)
+            held: maintenance.allHeld, nextWindowID: maintenance.nextWindowID, heartbeats: sortedHeartbeats,
+            digests: digests.values.sorted { $0.routingKey < $1.routingKey })
     }
 
     public var sortedHeartbeats: [Heartbeat] { heartbeats.values.sorted { $0.name < $1.name } }
@@ -258,16 +268,18 @@ public struct RelayStateMachine: Sendable {
                 return .heartbeatRefused(OperatorError("no heartbeat \(name)", kind: .unknown))
             }
             if heartbeat.alarmed {
-                _ = sendHeartbeatEvent(heartbeat.resolveBody(routingKey: heartbeat.spec.routingKey), at: time, effects: &effects)
+                _ = acceptOwnEvent(heartbeat.resolveBody(routingKey: heartbeat.spec.routingKey), at: time, effects: &effects)
             }
             effects.mutations.append(.deleteHeartbeat(name))
             return .heartbeatDeleted(heartbeat)
+        case .flushDigests(let time):
+            return .digestsFlushed(count: flushDueDigests(at: time, effects: &effects))
         case .heartbeatMissed(let name, let checkIns, let time):
             guard var heartbeat = heartbeats[name], heartbeat.checkIns == checkIns, !heartbeat.alarmed else {
                 return .heartbeatRefused(OperatorError("heartbeat \(name) checked in, or its alarm is already open", kind: .conflict))
             }
             // With the queue full the alarm is not raised: the leader's timer tries again.
-            guard sendHeartbeatEvent(heartbeat.triggerBody(atMilliseconds: time), at: time, effects: &effects) else { return .queueFull }
+            guard acceptOwnEvent(heartbeat.triggerBody(atMilliseconds: time), at: time, effects: &effects) else { return .queueFull }
             heartbeat.alarmed = true
             heartbeat.alarms += 1
             heartbeats[name] = heartbeat
@@ -280,6 +292,7 @@ public struct RelayStateMachine: Sendable {
         // Held events of windows that have ended go first, so that a key's later events queue
         // behind them even before the leader's release arrives.
         admitReleased(maintenance.releaseDue(at: acceptance.receivedAtMilliseconds, effects: &effects), effects: &effects)
+        flushDueDigests(at: acceptance.receivedAtMilliseconds, effects: &effects)
         // A retried keyless event carries a freshly generated key; its fingerprint finds the
         // key it was first given.
         let retryKey =
@@ -304,6 +317,18 @@ public struct RelayStateMachine: Sendable {
     /// held by a maintenance window: they are already counted against the queue's limit.
     private mutating func admit(_ acceptance: Acceptance, released: Bool, effects: inout Effects) -> CommandResult {
         let key = acceptance.key
+        if isDigested(acceptance) {
+            file(acceptance, eventNumber: nil, outcome: .digested, released: released, effects: &effects)
+            if acceptance.action == .trigger {
+                let time = acceptance.receivedAtMilliseconds
+                var digest =
+                    digests[key.routingKey] ?? Digest(routingKey: key.routingKey, startedAtMilliseconds: time, lastAtMilliseconds: time)
+                digest.add(source: acceptance.facts?.source ?? "", summary: acceptance.facts?.summary ?? "", atMilliseconds: time)
+                digests[key.routingKey] = digest
+                effects.mutations.append(.putDigest(digest))
+            }
+            return .digested(dedupKey: key.dedupKey)
+        }
         if isRepeat(acceptance) {
             file(acceptance, eventNumber: nil, outcome: .repeatSuppressed, released: released, effects: &effects)
             // The repeat's bytes become the key's newest, so that a client's retry of them is
@@ -497,6 +522,53 @@ public struct RelayStateMachine: Sendable {
         for event in released { _ = admit(event.acceptance, released: true, effects: &effects) }
     }
 
+    // MARK: digests
+
+    /// A trigger at or below its routing key's digest severity; or an acknowledge or resolve of
+    /// an incident whose triggers were all digested (PagerDuty never saw it).
+    private func isDigested(_ acceptance: Acceptance) -> Bool {
+        guard acceptance.kind == .alert, !acceptance.key.dedupKey.hasPrefix(Digest.dedupKeyPrefix),
+            let rule = limits.digestRules.rule(for: acceptance.key.routingKey)
+        else { return false }
+        switch acceptance.action {
+        case .trigger:
+            return acceptance.facts?.severity.map(rule.digests) ?? false
+        case .acknowledge, .resolve:
+            guard let folder = folders[acceptance.key] else { return false }
+            return folder.lastForwardedTrigger == nil && folder.counts.digested > 0
+        case .change:
+            return false
+        }
+    }
+
+    /// Sends every digest whose interval has passed by `time` (or whose routing key no longer
+    /// has a rule), in routing key order. Returns how many went.
+    @discardableResult
+    private mutating func flushDueDigests(at time: Int64, effects: inout Effects) -> Int {
+        guard !digests.isEmpty else { return 0 }
+        var flushed = 0
+        for routingKey in digests.keys.sorted() {
+            let digest = digests[routingKey]!
+            let rule = limits.digestRules.rule(for: routingKey)
+            guard rule.map({ digest.isDue(atMilliseconds: time, intervalMilliseconds: $0.intervalMilliseconds) }) ?? true else { continue }
+            digests[routingKey] = nil
+            effects.mutations.append(.deleteDigest(routingKey: routingKey))
+            let body = digest.eventBody(severity: rule?.maxSeverity ?? .info, intervalMilliseconds: rule?.intervalMilliseconds ?? 0)
+            _ = acceptOwnEvent(body, at: time, effects: &effects)
+            flushed += 1
+        }
+        return flushed
+    }
+
+    /// Whether a digest is due by `time`: the leader's loop proposes `flushDigests` then.
+    public func hasDigestsDue(at time: Int64) -> Bool {
+        digests.values.contains { digest in
+            limits.digestRules.rule(for: digest.routingKey).map {
+                digest.isDue(atMilliseconds: time, intervalMilliseconds: $0.intervalMilliseconds)
+            } ?? true
+        }
+    }
+
     // MARK: heartbeats
 
     private mutating func putHeartbeat(_ name: String, _ spec: Heartbeat.Spec, at time: Int64, effects: inout Effects) -> CommandResult {
@@ -511,7 +583,7 @@ public struct RelayStateMachine: Sendable {
             heartbeat = existing
             // An open alarm belongs to the old integration: it is resolved there.
             if heartbeat.alarmed && spec.routingKey != existing.spec.routingKey {
-                heartbeat.alarmed = !sendHeartbeatEvent(
+                heartbeat.alarmed = !acceptOwnEvent(
                     existing.resolveBody(routingKey: existing.spec.routingKey), at: time, effects: &effects)
             }
             heartbeat.spec = spec
@@ -544,7 +616,7 @@ public struct RelayStateMachine: Sendable {
         }
         if heartbeat.alarmed {
             // With the queue full the alarm stays open, and the next check-in resolves it.
-            heartbeat.alarmed = !sendHeartbeatEvent(
+            heartbeat.alarmed = !acceptOwnEvent(
                 heartbeat.resolveBody(routingKey: heartbeat.spec.routingKey), at: time, effects: &effects)
         }
         heartbeat.checkIns += 1
@@ -554,14 +626,15 @@ public struct RelayStateMachine: Sendable {
         return .heartbeatUpdated(heartbeat)
     }
 
-    /// Accepts a heartbeat's trigger or resolve as if a client had sent it, so it takes every
-    /// rule an event takes. Built here from replicated fields, it is the same on every node.
+    /// Accepts an event of the relay's own (a heartbeat's trigger or resolve, a digest) as if a
+    /// client had sent it, so it takes every rule an event takes. Built here from replicated
+    /// fields, it is the same on every node.
     /// Returns false only if the queue was full.
-    private mutating func sendHeartbeatEvent(_ body: [UInt8], at time: Int64, effects: inout Effects) -> Bool {
+    private mutating func acceptOwnEvent(_ body: [UInt8], at time: Int64, effects: inout Effects) -> Bool {
         guard case .success(let event) = EventValidator.validate(body: body, api: .v2Alert) else {
-            preconditionFailure("a heartbeat's own event failed validation: \(String(decoding: body, as: UTF8.self))")
+            preconditionFailure("the relay's own event failed validation: \(String(decoding: body, as: UTF8.self))")
         }
-        // The key is the heartbeat's own, so no key is ever assigned.
+        // Each carries its own key, so none is ever assigned.
         return accept(Acceptance(event, assignedKey: "", receivedAtMilliseconds: time), effects: &effects) != .queueFull
     }
 
@@ -609,6 +682,7 @@ public struct RelayStateMachine: Sendable {
                 }
                 if outcome == .maintenanceSuppressed { folder.counts.maintenanceSuppressed += 1 }
                 if outcome == .held { folder.counts.held += 1 }
+                if outcome == .digested { folder.counts.digested += 1 }
                 folder.state = IncidentFolder.state(after: acceptance.action, from: isNew ? nil : folder.state) ?? folder.state
             }
             folder.append(

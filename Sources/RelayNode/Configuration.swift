@@ -42,6 +42,11 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// Routing key (or `*`) to dedup_key template, for triggers sent without a dedup_key
     /// (`DedupKeyTemplate`). Empty: such triggers get a random key.
     public var dedupKeyTemplateTexts: [String: String] = [:]
+    /// `digests`: routing key (or `*`) to `SEVERITY:SECONDS`. Parsed into `queue.digestRules`,
+    /// which the replicated state machine applies; `validate` reports a text that does not parse.
+    public var digestTexts: [String: String] = [:] {
+        didSet { queue.digestRules = (try? DigestRules(digestTexts)) ?? DigestRules() }
+    }
     public var logLevel = "info"
     public var httpsProxy: String?
     public var noProxy: String?
@@ -139,6 +144,7 @@ public struct RelayConfiguration: Sendable, Equatable {
             throw ConfigurationError("upstream_ca_file \(caFile) does not exist or cannot be read")
         }
         _ = try dedupKeyTemplates
+        _ = try DigestRules(digestTexts)
         if let token = adminToken, token.count < 16 {
             throw ConfigurationError("admin_token must be at least 16 characters")
         }
@@ -451,6 +457,7 @@ extension RelayConfiguration {
         .integer("max_commit_batch_events", \.maxCommitBatchEvents),
         .optional("admin_token", \.adminToken),
         .routingKeyMapping("dedup_key_templates", \.dedupKeyTemplateTexts, example: #"{"*": "{source}/{class}"}"#),
+        .routingKeyMapping("digests", \.digestTexts, example: #"{"*": "info:600"}"#),
         .string("log_level", \.logLevel),
         .optional("https_proxy", \.httpsProxy),
         .optional("no_proxy", \.noProxy),

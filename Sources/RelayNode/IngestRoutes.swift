@@ -69,6 +69,9 @@ struct IngestRoutes: Sendable {
             case .held(let dedupKey, _):
                 metrics.accepted(api, "held")
                 return JSONResponses.accepted(api, dedupKey: dedupKey)
+            case .digested(let dedupKey):
+                metrics.accepted(api, "digested")
+                return JSONResponses.accepted(api, dedupKey: dedupKey)
             case .queueFull:
                 metrics.rejected("queue_full")
                 return JSONResponses.unavailable(

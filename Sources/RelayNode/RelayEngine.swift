@@ -330,10 +330,12 @@ public actor RelayEngine {
         return maintenance.sortedWindows.map { MaintenanceWindowView($0, holding: maintenance.holding(in: $0.id), atMilliseconds: now) }
     }
 
-    /// Whether this node leads and a maintenance window that ended by `now` holds events: then
-    /// it proposes their release (`MaintenanceReleaseService`).
-    func heldEventsDue(atWallClock now: Int64) -> Bool {
-        core.raft.role == .leader && core.raft.machine.maintenance.hasHeldEventsDue(at: now)
+    /// What this node, if it leads, must release by `now` (`TimedReleaseService`): held events
+    /// of maintenance windows that have ended, and digests whose interval has passed.
+    func timedWorkDue(atWallClock now: Int64) -> (heldEvents: Bool, digests: Bool) {
+        guard core.raft.role == .leader else { return (false, false) }
+        let machine = core.raft.machine
+        return (machine.maintenance.hasHeldEventsDue(at: now), machine.hasDigestsDue(at: now))
     }
 
     /// Whether this node leads, and the heartbeats: what `HeartbeatMonitorService` times.

@@ -101,7 +101,7 @@ public enum RelayNode {
         IncidentRoutes(engine: engine, adminToken: configuration.adminToken).register(on: router)
         MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
             .register(on: router)
-        services.append(MaintenanceReleaseService(engine: engine, commands: commands, environment: environment, logger: logger))
+        services.append(TimedReleaseService(engine: engine, commands: commands, environment: environment, logger: logger))
         HeartbeatRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
             .register(on: router)
         services.append(HeartbeatMonitorService(engine: engine, commands: commands, environment: environment, logger: logger))

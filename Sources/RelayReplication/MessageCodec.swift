@@ -129,6 +129,8 @@ public enum MessageCodec {
         for event in contents.held { writer.write(event) }
         writer.write(UInt64(contents.heartbeats.count))
         for heartbeat in contents.heartbeats { writer.write(heartbeat) }
+        writer.write(UInt64(contents.digests.count))
+        for digest in contents.digests { writer.write(digest) }
     }
 
     private static func readSnapshot(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure)
@@ -152,6 +154,11 @@ public enum MessageCodec {
         for _ in 0..<(try reader.readCount()) { held.append(try reader.readHeldEvent()) }
         var heartbeats: [Heartbeat] = []
         for _ in 0..<(try reader.readCount()) { heartbeats.append(try reader.readHeartbeat()) }
+        var digests: [Digest] = []
+        for _ in 0..<(try reader.readCount()) { digests.append(try reader.readDigest()) }
+        guard Set(digests.map(\.routingKey)).count == digests.count else {
+            throw DecodingFailure("a snapshot has two digests for a routing key")
+        }
         guard Set(heartbeats.map(\.name)).count == heartbeats.count else { throw DecodingFailure("a snapshot names a heartbeat twice") }
         guard windows.allSatisfy({ $0.id < nextWindowID }), held.allSatisfy({ event in windows.contains { $0.id == event.windowID } })
         else {
@@ -161,7 +168,7 @@ public enum MessageCodec {
             limits: limits,
             contents: .init(
                 events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents, folders: folders,
-                windows: windows, held: held, nextWindowID: nextWindowID, heartbeats: heartbeats))
+                windows: windows, held: held, nextWindowID: nextWindowID, heartbeats: heartbeats, digests: digests))
         return Snapshot(index: index, term: snapshotTerm, machine: machine)
     }
 

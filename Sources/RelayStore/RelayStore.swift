@@ -17,7 +17,8 @@ public final class RelayStore: @unchecked Sendable {
     /// 2 added the replicated log (`raft_log`); a version-1 store opens as a log that starts after it.
     /// 3 added open delivery intents (`intents`); an older store has none open.
     /// 4 added incident folders (`incidents`), maintenance windows (`windows`) and the events
-    /// they hold (`held`), and heartbeats (`heartbeats`); an older store starts with none.
+    /// they hold (`held`), heartbeats (`heartbeats`) and pending digests (`digests`); an older
+    /// store starts with none.
     static let schemaVersion: Int64 = 4
 
     public let path: String
@@ -106,11 +107,20 @@ public final class RelayStore: @unchecked Sendable {
                     throw StoreError("a heartbeat is unreadable: \(error)")
                 }
             }
+            var digests: [Digest] = []
+            s.selectDigests.bind([])
+            while try s.selectDigests.step() {
+                do {
+                    digests.append(try Digest(encoded: s.selectDigests.blob(0)))
+                } catch {
+                    throw StoreError("a digest is unreadable: \(error)")
+                }
+            }
             let next = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_event_number'") ?? 1
             let nextWindow = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_window_id'") ?? 1
             return Contents(
                 events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents, folders: folders, windows: windows,
-                held: held, nextWindowID: UInt64(nextWindow), heartbeats: heartbeats)
+                held: held, nextWindowID: UInt64(nextWindow), heartbeats: heartbeats, digests: digests)
         }
     }
 
@@ -229,6 +239,10 @@ public final class RelayStore: @unchecked Sendable {
             try s.putHeartbeat.run([.text(heartbeat.name), .blob(heartbeat.encoded)])
         case .deleteHeartbeat(let name):
             try s.deleteHeartbeat.run([.text(name)])
+        case .putDigest(let digest):
+            try s.putDigest.run([.text(digest.routingKey), .blob(digest.encoded)])
+        case .deleteDigest(let routingKey):
+            try s.deleteDigest.run([.text(routingKey)])
         }
     }
 
@@ -288,6 +302,7 @@ public final class RelayStore: @unchecked Sendable {
                 window_id INTEGER NOT NULL, sequence INTEGER NOT NULL, event BLOB NOT NULL,
                 PRIMARY KEY (window_id, sequence)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS heartbeats (name TEXT PRIMARY KEY, heartbeat BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS digests (routing_key TEXT PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', \(schemaVersion));
             UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2, 3);
             """)
@@ -306,7 +321,7 @@ struct Statements {
     let putIntent, deleteIntent, selectIntents: Statement
     let putFolder, deleteFolder, selectFolders: Statement
     let putWindow, deleteWindow, selectWindows, putHeld, deleteHeld, selectHeld: Statement
-    let putHeartbeat, deleteHeartbeat, selectHeartbeats: Statement
+    let putHeartbeat, deleteHeartbeat, selectHeartbeats, putDigest, deleteDigest, selectDigests: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
     let putEntry, truncateLog, compactLog, compactStep, termAt, selectEntries: Statement
@@ -336,6 +351,9 @@ struct Statements {
         putHeartbeat = try c.prepare("INSERT OR REPLACE INTO heartbeats VALUES (?, ?)")
         deleteHeartbeat = try c.prepare("DELETE FROM heartbeats WHERE name = ?")
         selectHeartbeats = try c.prepare("SELECT heartbeat FROM heartbeats")
+        putDigest = try c.prepare("INSERT OR REPLACE INTO digests VALUES (?, ?)")
+        deleteDigest = try c.prepare("DELETE FROM digests WHERE routing_key = ?")
+        selectDigests = try c.prepare("SELECT digest FROM digests")
         appendAttempt = try c.prepare("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)")
         trimAttempts = try c.prepare(
             "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)"

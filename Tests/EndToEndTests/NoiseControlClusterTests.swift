@@ -232,6 +232,37 @@ import Testing
         }
     }
 
+    /// Info triggers taken by the old leader and by the new one after a `kill -9` go out as one
+    /// digest a minute after the first, from the new leader, with every event counted.
+    @Test func aDigestCountsEveryEventAcrossAKill9OfTheLeader() async throws {
+        try await ClusterRig.run(extraSettings: [#"digests: {"*": "info:60"}"#]) { rig in
+            let leader = try await rig.leader()
+            func info(_ index: Int) -> [UInt8] {
+                TestSupport.alert(
+                    dedupKey: "sensor-\(index % 4)",
+                    extra: ["payload": ["summary": "humidity \(index)", "source": "rtu-\(index % 2)", "severity": "info"]])
+            }
+            for index in 0..<20 { #expect(try await rig.nodes[leader]!.postRetrying("/v2/enqueue", json: info(index)).status == 202) }
+            await rig.cluster.kill9(leader)
+            let survivor = try await rig.leader(otherThan: leader)
+            for index in 20..<30 { #expect(try await rig.nodes[survivor]!.postRetrying("/v2/enqueue", json: info(index)).status == 202) }
+            for node in LocalCluster.nodes where node != leader {
+                try await ClusterRig.waitUntil("node \(node) files every event as digested") {
+                    var digested = 0
+                    for key in 0..<4 { digested += await Self.folder(rig, node, "sensor-\(key)").counts["digested"] ?? 0 }
+                    return digested == 30
+                }
+            }
+            let delivered = try await rig.upstream.waitForAccepted(
+                until: { $0.dedupKey?.hasPrefix("pdrelay-digest/") == true }, timeout: .seconds(120))
+            let digests = delivered.filter { $0.dedupKey?.hasPrefix("pdrelay-digest/") == true }
+            let details = (digests.last?.json?["payload"] as? [String: Any])?["custom_details"] as? [String: Any] ?? [:]
+            #expect(details["events"] as? Int == 30, "every event taken before and after the kill is counted once")
+            #expect(details["by_source"] as? [String: Int] == ["rtu-0": 15, "rtu-1": 15])
+            #expect(!delivered.contains { $0.dedupKey?.hasPrefix("sensor-") == true }, "no info trigger went alone")
+        }
+    }
+
     @Test func budgetsAndLanesHoldAcrossAKill9OfTheLeader() async throws {
         // The default budget, a 500-ms slot. A slot is spent when an attempt's intent is proposed
         // and the request leaves once that commits, so slots shorter than a loaded cluster's commit

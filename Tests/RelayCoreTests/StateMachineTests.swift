@@ -171,6 +171,7 @@ struct Clients {
         var held: [String: HeldEvent] = [:]
         var nextWindowID: UInt64 = 1
         var heartbeats: [String: Heartbeat] = [:]
+        var digests: [String: Digest] = [:]
         var next: UInt64 = 1
 
         mutating func apply(_ mutations: [StoreMutation]) {
@@ -193,6 +194,8 @@ struct Clients {
                 case .deleteHeld(let windowID, let sequence): held["\(windowID)/\(sequence)"] = nil
                 case .putHeartbeat(let heartbeat): heartbeats[heartbeat.name] = heartbeat
                 case .deleteHeartbeat(let name): heartbeats[name] = nil
+                case .putDigest(let digest): digests[digest.routingKey] = digest
+                case .deleteDigest(let routingKey): digests[routingKey] = nil
                 }
             }
         }
@@ -269,7 +272,8 @@ struct Clients {
             contents: .init(
                 events: Array(model.events.values), dedupEntries: Array(model.dedup.values), nextEventNumber: model.next,
                 intents: Array(model.intents.values), folders: Array(model.folders.values), windows: Array(model.windows.values),
-                held: Array(model.held.values), nextWindowID: model.nextWindowID, heartbeats: Array(model.heartbeats.values)))
+                held: Array(model.held.values), nextWindowID: model.nextWindowID, heartbeats: Array(model.heartbeats.values),
+                digests: Array(model.digests.values)))
         #expect(rebuilt.events(matching: EventFilter(), limit: .max) == machine.events(matching: EventFilter(), limit: .max))
         #expect(rebuilt.keysWithPendingEvents == machine.keysWithPendingEvents)
         #expect(rebuilt.nextEventNumber == machine.nextEventNumber)
