@@ -7,7 +7,7 @@ import Testing
 
 /// Noise control across three real nodes: every node gives the same answers, before and after a
 /// `kill -9` of the leader.
-@Suite struct NoiseControlClusterTests {
+@Suite(.serialized) struct NoiseControlClusterTests {
     @Test func everyNodeBuildsTheSameTemplatedKeyBeforeAndAfterTheLeaderIsKilled() async throws {
         try await ClusterRig.run(extraSettings: [#"dedup_key_templates: {"*": "{source}/{component}"}"#]) { rig in
             func trigger(_ summary: String) -> [UInt8] {
@@ -71,7 +71,10 @@ import Testing
             #expect(try await client.postRetrying("/v2/enqueue", json: TestSupport.alert("acknowledge", dedupKey: "pump-7")).status == 202)
             _ = try await rig.upstream.waitForAccepted(until: { $0.dedupKey == "pump-7" && $0.action == "acknowledge" })
             let before = (
-                ["triggers": 1, "acknowledges": 1, "resolves": 0, "repeats_suppressed": 1, "maintenance_suppressed": 0, "held": 0],
+                [
+                    "triggers": 1, "acknowledges": 1, "resolves": 0, "repeats_suppressed": 1, "maintenance_suppressed": 0, "held": 0,
+                    "digested": 0,
+                ],
                 ["delivered", "repeat_suppressed", "delivered"]
             )
             for node in LocalCluster.nodes {
@@ -102,7 +105,10 @@ import Testing
             try await rig.cluster.start(leader)
             try await rig.waitUntilReady(LocalCluster.nodes)
             let after = (
-                ["triggers": 1, "acknowledges": 1, "resolves": 1, "repeats_suppressed": 2, "maintenance_suppressed": 0, "held": 0],
+                [
+                    "triggers": 1, "acknowledges": 1, "resolves": 1, "repeats_suppressed": 2, "maintenance_suppressed": 0, "held": 0,
+                    "digested": 0,
+                ],
                 ["delivered", "repeat_suppressed", "delivered", "repeat_suppressed", "delivered"]
             )
             for node in LocalCluster.nodes {
@@ -199,11 +205,14 @@ import Testing
             #expect(try await admin.put("/v1/heartbeats/scada-poller", json: spec).status == 200)
             try await admin.shutdown()
             let checkIn = Array(#"{"routing_key":"\#(routingKey)","interval_seconds":10}"#.utf8)
+            /// Returns when the check-in that succeeded was sent: the node applied it after that.
             func checkInOn(_ node: Int) async throws -> ContinuousClock.Instant {
+                var sent = ContinuousClock.now
                 try await ClusterRig.waitUntil("a check-in on node \(node)") {
-                    (try? await rig.nodes[node]!.post("/v1/heartbeats/scada-poller", json: checkIn))?.status == 200
+                    sent = .now
+                    return (try? await rig.nodes[node]!.post("/v1/heartbeats/scada-poller", json: checkIn))?.status == 200
                 }
-                return .now
+                return sent
             }
             _ = try await checkInOn(leader)
             // Kill the leader between two check-ins; the next one goes to the new leader, well

@@ -20,9 +20,10 @@ import Testing
             #expect(created.json?["state"] as? String == "waiting")
             let anonymous = RelayClient(baseURL: node.client.baseURL)
             let checkIn = Self.json(["routing_key": routingKey, "interval_seconds": 10])
+            // Taken before it is sent: the node applies it somewhere between then and its answer.
+            let checkedIn = ContinuousClock.now
             let first = try await anonymous.post("/v1/heartbeats/nightly-backup", json: checkIn)
             #expect(first.status == 200 && first.json?["state"] as? String == "up", "\(first.text)")
-            let checkedIn = ContinuousClock.now
 
             let trigger = try await node.upstream.waitForAccepted(
                 until: { $0.dedupKey == "pdrelay-heartbeat/nightly-backup" }, timeout: .seconds(40))

@@ -56,6 +56,7 @@ import Testing
             #expect(
                 counts == [
                     "triggers": 1, "acknowledges": 1, "resolves": 1, "repeats_suppressed": 1, "maintenance_suppressed": 0, "held": 0,
+                    "digested": 0,
                 ])
             #expect(Self.outcomes(folder) == ["delivered", "repeat_suppressed", "delivered", "delivered"])
             let history = folder["history"] as? [[String: Any]] ?? []
