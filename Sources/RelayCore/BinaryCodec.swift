@@ -30,6 +30,12 @@ public struct ByteWriter: Sendable {
     /// Bytes as they are, without a length: only as the last thing written (`readRemaining`).
     public mutating func write(raw value: [UInt8]) { bytes.append(contentsOf: value) }
 
+    /// A count, then each item.
+    public mutating func write<T>(list: [T], _ body: (inout ByteWriter, T) -> Void) {
+        write(UInt64(list.count))
+        for item in list { body(&self, item) }
+    }
+
     public mutating func write<T>(optional value: T?, _ body: (inout ByteWriter, T) -> Void) {
         write(value != nil)
         if let value { body(&self, value) }
@@ -99,6 +105,13 @@ public struct ByteReader: Sendable {
         let raw = try readString()
         guard let value = T(rawValue: raw) else { throw DecodingFailure("unknown \(T.self) '\(raw.prefix(40))'") }
         return value
+    }
+
+    /// What `ByteWriter.write(list:)` wrote.
+    public mutating func readList<T>(_ body: (inout ByteReader) throws(DecodingFailure) -> T) throws(DecodingFailure) -> [T] {
+        var items: [T] = []
+        for _ in 0..<(try readCount()) { items.append(try body(&self)) }
+        return items
     }
 
     /// A count of items that follow, refused if it could not possibly fit in what is left.
@@ -636,77 +649,54 @@ extension RelayCommand {
     }
 }
 
-extension IncidentFolder {
-    /// The folder as the store keeps it: one blob per folder, written whole on each change.
-    public var encoded: [UInt8] {
-        var writer = ByteWriter(capacity: 512)
-        writer.write(self)
-        return writer.bytes
-    }
-
-    public init(encoded: [UInt8]) throws(DecodingFailure) {
-        var reader = ByteReader(encoded)
-        self = try reader.readFolder()
-        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a folder") }
-    }
+/// A value the store keeps as one blob in the binary encoding, written whole on each change.
+public protocol BinaryBlob {
+    /// For errors: "a folder", "a heartbeat".
+    static var blobName: String { get }
+    func write(to writer: inout ByteWriter)
+    init(from reader: inout ByteReader) throws(DecodingFailure)
 }
 
-extension MaintenanceWindow {
-    /// The window as the store keeps it.
+extension BinaryBlob {
     public var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 256)
-        writer.write(self)
+        write(to: &writer)
         return writer.bytes
     }
 
     public init(encoded: [UInt8]) throws(DecodingFailure) {
         var reader = ByteReader(encoded)
-        self = try reader.readWindow()
-        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a maintenance window") }
+        self = try Self(from: &reader)
+        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after \(Self.blobName)") }
     }
 }
 
-extension HeldEvent {
-    /// The held event as the store keeps it.
-    public var encoded: [UInt8] {
-        var writer = ByteWriter(capacity: acceptance.body.count + 128)
-        writer.write(self)
-        return writer.bytes
-    }
-
-    public init(encoded: [UInt8]) throws(DecodingFailure) {
-        var reader = ByteReader(encoded)
-        self = try reader.readHeldEvent()
-        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a held event") }
-    }
+extension IncidentFolder: BinaryBlob {
+    public static let blobName = "an incident folder"
+    public func write(to writer: inout ByteWriter) { writer.write(self) }
+    public init(from reader: inout ByteReader) throws(DecodingFailure) { self = try reader.readFolder() }
 }
 
-extension Heartbeat {
-    /// The heartbeat as the store keeps it.
-    public var encoded: [UInt8] {
-        var writer = ByteWriter(capacity: 128)
-        writer.write(self)
-        return writer.bytes
-    }
-
-    public init(encoded: [UInt8]) throws(DecodingFailure) {
-        var reader = ByteReader(encoded)
-        self = try reader.readHeartbeat()
-        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a heartbeat") }
-    }
+extension MaintenanceWindow: BinaryBlob {
+    public static let blobName = "a maintenance window"
+    public func write(to writer: inout ByteWriter) { writer.write(self) }
+    public init(from reader: inout ByteReader) throws(DecodingFailure) { self = try reader.readWindow() }
 }
 
-extension Digest {
-    /// The digest as the store keeps it.
-    public var encoded: [UInt8] {
-        var writer = ByteWriter(capacity: 256)
-        writer.write(self)
-        return writer.bytes
-    }
+extension HeldEvent: BinaryBlob {
+    public static let blobName = "a held event"
+    public func write(to writer: inout ByteWriter) { writer.write(self) }
+    public init(from reader: inout ByteReader) throws(DecodingFailure) { self = try reader.readHeldEvent() }
+}
 
-    public init(encoded: [UInt8]) throws(DecodingFailure) {
-        var reader = ByteReader(encoded)
-        self = try reader.readDigest()
-        guard reader.isAtEnd else { throw DecodingFailure("trailing bytes after a digest") }
-    }
+extension Heartbeat: BinaryBlob {
+    public static let blobName = "a heartbeat"
+    public func write(to writer: inout ByteWriter) { writer.write(self) }
+    public init(from reader: inout ByteReader) throws(DecodingFailure) { self = try reader.readHeartbeat() }
+}
+
+extension Digest: BinaryBlob {
+    public static let blobName = "a digest"
+    public func write(to writer: inout ByteWriter) { writer.write(self) }
+    public init(from reader: inout ByteReader) throws(DecodingFailure) { self = try reader.readDigest() }
 }

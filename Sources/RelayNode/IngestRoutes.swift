@@ -50,36 +50,27 @@ struct IngestRoutes: Sendable {
             event, templates: dedupKeyTemplates, assignedKey: environment.newKey(),
             receivedAtMilliseconds: environment.wallClockMilliseconds())
         do {
-            switch try await commands.submit(.accept(acceptance), receivedAtMilliseconds: receivedAt) {
-            case .accepted(let dedupKey, _):
-                metrics.accepted(api, "queued")
-                return JSONResponses.accepted(api, dedupKey: dedupKey)
-            case .duplicate(let dedupKey, _):
-                metrics.accepted(api, "duplicate")
-                return JSONResponses.accepted(api, dedupKey: dedupKey)
-            case .coalesced(let dedupKey, _):
-                metrics.accepted(api, "coalesced")
-                return JSONResponses.accepted(api, dedupKey: dedupKey)
-            case .repeatSuppressed(let dedupKey):
-                metrics.accepted(api, "repeat_suppressed")
-                return JSONResponses.accepted(api, dedupKey: dedupKey)
-            case .suppressedByMaintenance(let dedupKey, _):
-                metrics.accepted(api, "maintenance_suppressed")
-                return JSONResponses.accepted(api, dedupKey: dedupKey)
-            case .held(let dedupKey, _):
-                metrics.accepted(api, "held")
-                return JSONResponses.accepted(api, dedupKey: dedupKey)
-            case .digested(let dedupKey):
-                metrics.accepted(api, "digested")
-                return JSONResponses.accepted(api, dedupKey: dedupKey)
-            case .queueFull:
-                metrics.rejected("queue_full")
-                return JSONResponses.unavailable(
-                    status: "Queue Full", message: "Queue Full: the relay holds its limit of undelivered events; retry later",
-                    retryAfterSeconds: 30)
-            case let other:
-                preconditionFailure("accept returned \(other)")
+            let result = try await commands.submit(.accept(acceptance), receivedAtMilliseconds: receivedAt)
+            let answered: (dedupKey: String, outcome: String)? =
+                switch result {
+                case .accepted(let dedupKey, _): (dedupKey, "queued")
+                case .duplicate(let dedupKey, _): (dedupKey, "duplicate")
+                case .coalesced(let dedupKey, _): (dedupKey, "coalesced")
+                case .repeatSuppressed(let dedupKey): (dedupKey, "repeat_suppressed")
+                case .suppressedByMaintenance(let dedupKey, _): (dedupKey, "maintenance_suppressed")
+                case .held(let dedupKey, _): (dedupKey, "held")
+                case .digested(let dedupKey): (dedupKey, "digested")
+                default: nil
+                }
+            if let answered {
+                metrics.accepted(api, answered.outcome)
+                return JSONResponses.accepted(api, dedupKey: answered.dedupKey)
             }
+            guard case .queueFull = result else { preconditionFailure("accept returned \(result)") }
+            metrics.rejected("queue_full")
+            return JSONResponses.unavailable(
+                status: "Queue Full", message: "Queue Full: the relay holds its limit of undelivered events; retry later",
+                retryAfterSeconds: 30)
         } catch {
             metrics.rejected("unavailable")
             return JSONResponses.unavailable(

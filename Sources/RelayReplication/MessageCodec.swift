@@ -114,23 +114,15 @@ public enum MessageCodec {
         writer.write(snapshot.term)
         let contents = snapshot.machine.contents
         writer.write(contents.nextEventNumber)
-        writer.write(UInt64(contents.events.count))
-        for event in contents.events { writer.write(event) }
-        writer.write(UInt64(contents.dedupEntries.count))
-        for entry in contents.dedupEntries { writer.write(entry) }
-        writer.write(UInt64(contents.intents.count))
-        for intent in contents.intents { writer.write(intent) }
-        writer.write(UInt64(contents.folders.count))
-        for folder in contents.folders { writer.write(folder) }
+        writer.write(list: contents.events) { $0.write($1) }
+        writer.write(list: contents.dedupEntries) { $0.write($1) }
+        writer.write(list: contents.intents) { $0.write($1) }
+        writer.write(list: contents.folders) { $0.write($1) }
         writer.write(contents.nextWindowID)
-        writer.write(UInt64(contents.windows.count))
-        for window in contents.windows { writer.write(window) }
-        writer.write(UInt64(contents.held.count))
-        for event in contents.held { writer.write(event) }
-        writer.write(UInt64(contents.heartbeats.count))
-        for heartbeat in contents.heartbeats { writer.write(heartbeat) }
-        writer.write(UInt64(contents.digests.count))
-        for digest in contents.digests { writer.write(digest) }
+        writer.write(list: contents.windows) { $0.write($1) }
+        writer.write(list: contents.held) { $0.write($1) }
+        writer.write(list: contents.heartbeats) { $0.write($1) }
+        writer.write(list: contents.digests) { $0.write($1) }
     }
 
     private static func readSnapshot(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure)
@@ -139,23 +131,15 @@ public enum MessageCodec {
         let index = try reader.readUInt64()
         let snapshotTerm = try reader.readUInt64()
         let nextEventNumber = try reader.readUInt64()
-        var events: [QueuedEvent] = []
-        for _ in 0..<(try reader.readCount()) { events.append(try reader.readEvent()) }
-        var dedup: [DedupEntry] = []
-        for _ in 0..<(try reader.readCount()) { dedup.append(try reader.readDedupEntry()) }
-        var intents: [DeliveryIntent] = []
-        for _ in 0..<(try reader.readCount()) { intents.append(try reader.readIntent()) }
-        var folders: [IncidentFolder] = []
-        for _ in 0..<(try reader.readCount()) { folders.append(try reader.readFolder()) }
+        let events = try reader.readList { (reader) throws(DecodingFailure) in try reader.readEvent() }
+        let dedup = try reader.readList { (reader) throws(DecodingFailure) in try reader.readDedupEntry() }
+        let intents = try reader.readList { (reader) throws(DecodingFailure) in try reader.readIntent() }
+        let folders = try reader.readList { (reader) throws(DecodingFailure) in try reader.readFolder() }
         let nextWindowID = try reader.readUInt64()
-        var windows: [MaintenanceWindow] = []
-        for _ in 0..<(try reader.readCount()) { windows.append(try reader.readWindow()) }
-        var held: [HeldEvent] = []
-        for _ in 0..<(try reader.readCount()) { held.append(try reader.readHeldEvent()) }
-        var heartbeats: [Heartbeat] = []
-        for _ in 0..<(try reader.readCount()) { heartbeats.append(try reader.readHeartbeat()) }
-        var digests: [Digest] = []
-        for _ in 0..<(try reader.readCount()) { digests.append(try reader.readDigest()) }
+        let windows = try reader.readList { (reader) throws(DecodingFailure) in try reader.readWindow() }
+        let held = try reader.readList { (reader) throws(DecodingFailure) in try reader.readHeldEvent() }
+        let heartbeats = try reader.readList { (reader) throws(DecodingFailure) in try reader.readHeartbeat() }
+        let digests = try reader.readList { (reader) throws(DecodingFailure) in try reader.readDigest() }
         guard Set(digests.map(\.routingKey)).count == digests.count else {
             throw DecodingFailure("a snapshot has two digests for a routing key")
         }

@@ -71,51 +71,11 @@ public final class RelayStore: @unchecked Sendable {
             var intents: [DeliveryIntent] = []
             s.selectIntents.bind([])
             while try s.selectIntents.step() { intents.append(try Self.intent(from: s.selectIntents)) }
-            var folders: [IncidentFolder] = []
-            s.selectFolders.bind([])
-            while try s.selectFolders.step() {
-                do {
-                    folders.append(try IncidentFolder(encoded: s.selectFolders.blob(0)))
-                } catch {
-                    throw StoreError("an incident folder is unreadable: \(error)")
-                }
-            }
-            var windows: [MaintenanceWindow] = []
-            s.selectWindows.bind([])
-            while try s.selectWindows.step() {
-                do {
-                    windows.append(try MaintenanceWindow(encoded: s.selectWindows.blob(0)))
-                } catch {
-                    throw StoreError("a maintenance window is unreadable: \(error)")
-                }
-            }
-            var held: [HeldEvent] = []
-            s.selectHeld.bind([])
-            while try s.selectHeld.step() {
-                do {
-                    held.append(try HeldEvent(encoded: s.selectHeld.blob(0)))
-                } catch {
-                    throw StoreError("a held event is unreadable: \(error)")
-                }
-            }
-            var heartbeats: [Heartbeat] = []
-            s.selectHeartbeats.bind([])
-            while try s.selectHeartbeats.step() {
-                do {
-                    heartbeats.append(try Heartbeat(encoded: s.selectHeartbeats.blob(0)))
-                } catch {
-                    throw StoreError("a heartbeat is unreadable: \(error)")
-                }
-            }
-            var digests: [Digest] = []
-            s.selectDigests.bind([])
-            while try s.selectDigests.step() {
-                do {
-                    digests.append(try Digest(encoded: s.selectDigests.blob(0)))
-                } catch {
-                    throw StoreError("a digest is unreadable: \(error)")
-                }
-            }
+            let folders: [IncidentFolder] = try Self.blobs(s.selectFolders)
+            let windows: [MaintenanceWindow] = try Self.blobs(s.selectWindows)
+            let held: [HeldEvent] = try Self.blobs(s.selectHeld)
+            let heartbeats: [Heartbeat] = try Self.blobs(s.selectHeartbeats)
+            let digests: [Digest] = try Self.blobs(s.selectDigests)
             let next = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_event_number'") ?? 1
             let nextWindow = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_window_id'") ?? 1
             return Contents(
@@ -244,6 +204,20 @@ public final class RelayStore: @unchecked Sendable {
         case .deleteDigest(let routingKey):
             try s.deleteDigest.run([.text(routingKey)])
         }
+    }
+
+    /// Every row of a one-column select of blobs, decoded.
+    private static func blobs<T: BinaryBlob>(_ select: Statement) throws -> [T] {
+        select.bind([])
+        var values: [T] = []
+        while try select.step() {
+            do {
+                values.append(try T(encoded: select.blob(0)))
+            } catch {
+                throw StoreError("\(T.blobName) is unreadable: \(error)")
+            }
+        }
+        return values
     }
 
     private static func event(from row: Statement) throws -> QueuedEvent {
