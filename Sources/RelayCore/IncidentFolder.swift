@@ -15,6 +15,7 @@ public struct IncidentFolder: Sendable, Equatable {
     public enum Outcome: String, Sendable, Codable, CaseIterable {
         /// Queued for delivery; not delivered yet.
         case queued
+        /// Never stored: a `queued` entry whose event has left the queue reads as delivered.
         case delivered
         case deadLettered = "dead_lettered"
         /// A repeat of the trigger already forwarded, within the repeat interval: not forwarded.
@@ -155,6 +156,13 @@ public struct IncidentFolder: Sendable, Equatable {
         guard let index = history.lastIndex(where: { $0.eventNumber == number && $0.outcome == previous }) else { return false }
         history[index].outcome = outcome
         return true
+    }
+
+    /// Marks `queued` entries whose event `hasLeftTheQueue` as delivered.
+    public mutating func markDelivered(where hasLeftTheQueue: (UInt64) -> Bool) {
+        for index in history.indices where history[index].outcome == .queued {
+            if let number = history[index].eventNumber, hasLeftTheQueue(number) { history[index].outcome = .delivered }
+        }
     }
 
     /// Gives the oldest held entry what became of it when its window released it. Returns false

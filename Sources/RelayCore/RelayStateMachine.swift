@@ -191,7 +191,15 @@ public struct RelayStateMachine: Sendable {
 
     public var dedupKeyCount: Int { dedup.count }
 
-    public func folder(for key: OrderingKey) -> IncidentFolder? { folders[key] }
+    /// The folder as readers see it: an entry recorded `queued` whose event has left the queue
+    /// was delivered (every other way out records its own outcome).
+    public func folder(for key: OrderingKey) -> IncidentFolder? { folders[key].map(seen) }
+
+    private func seen(_ folder: IncidentFolder) -> IncidentFolder {
+        var folder = folder
+        folder.markDelivered { events[$0] == nil }
+        return folder
+    }
 
     public var folderCount: Int { folders.count }
 
@@ -202,7 +210,7 @@ public struct RelayStateMachine: Sendable {
         for (sequence, key) in folderOrder.reversed() where sequence < before {
             guard page.count < limit else { break }
             guard let folder = folders[key], folder.sequence == sequence, filter.matches(folder) else { continue }
-            page.append(folder)
+            page.append(seen(folder))
         }
         return page
     }
@@ -416,7 +424,8 @@ public struct RelayStateMachine: Sendable {
         effects.mutations.append(.appendAttempt(eventNumber: number, attempt))
         switch attempt.outcome {
         case .delivered:
-            settle(event, as: .delivered, effects: &effects)
+            // Not written to the folder: an entry still `queued` whose event has left the queue
+            // was delivered (`folder(for:)`), which saves rewriting the folder for every event.
             remove(number)
             effects.mutations.append(.deleteEvent(number))
             effects.changedKeys.append(event.key)
@@ -660,13 +669,32 @@ public struct RelayStateMachine: Sendable {
         guard acceptance.kind == .alert else { return }
         let key = acceptance.key
         let at = acceptance.receivedAtMilliseconds
-        let facts = acceptance.facts
         let isNew = folders[key] == nil
-        var folder =
-            folders[key]
-            ?? IncidentFolder(key: key, state: .open, source: "", firstSeenAtMilliseconds: at, lastSeenAtMilliseconds: at, sequence: 0)
+        if isNew {
+            folders[key] = IncidentFolder(
+                key: key, state: .open, source: "", firstSeenAtMilliseconds: at, lastSeenAtMilliseconds: at, sequence: 0)
+        }
+        // In place: a copy out of the dictionary would copy the folder's history for every event.
+        if Self.record(acceptance, eventNumber: eventNumber, outcome: outcome, released: released, isNew: isNew, in: &folders[key]!) {
+            folders[key]!.sequence = nextFolderSequence
+            nextFolderSequence += 1
+            folderOrder.append((folders[key]!.sequence, key))
+        }
+        effects.mutations.append(.putFolder(folders[key]!))
+        if isNew { forgetOldFolders(effects: &effects) }
+    }
+
+    /// What `file` changes in the folder. Returns whether it appended a history entry (a
+    /// released event's entry was made when it was held).
+    private static func record(
+        _ acceptance: Acceptance, eventNumber: UInt64?, outcome: IncidentFolder.Outcome, released: Bool, isNew: Bool,
+        in folder: inout IncidentFolder
+    ) -> Bool {
+        let at = acceptance.receivedAtMilliseconds
+        let facts = acceptance.facts
         if outcome == .repeatSuppressed { folder.counts.repeatsSuppressed += 1 }
-        if !(released && folder.releaseHeld(as: outcome, eventNumber: eventNumber)) {
+        let appended = !(released && folder.releaseHeld(as: outcome, eventNumber: eventNumber))
+        if appended {
             folder.lastSeenAtMilliseconds = max(folder.lastSeenAtMilliseconds, at)
             if let source = facts?.source, !source.isEmpty { folder.source = source }
             if acceptance.action == .trigger, let facts {
@@ -689,9 +717,6 @@ public struct RelayStateMachine: Sendable {
                 .init(
                     eventNumber: eventNumber, action: acceptance.action, severity: facts?.severity, summary: facts?.summary ?? "",
                     receivedAtMilliseconds: at, outcome: outcome))
-            folder.sequence = nextFolderSequence
-            nextFolderSequence += 1
-            folderOrder.append((folder.sequence, key))
         }
         // What PagerDuty will have: the trigger a repeat is compared with, and none once resolved.
         if outcome == .queued, let eventNumber {
@@ -703,9 +728,7 @@ public struct RelayStateMachine: Sendable {
             case .acknowledge, .change: break
             }
         }
-        folders[key] = folder
-        effects.mutations.append(.putFolder(folder))
-        if isNew { forgetOldFolders(effects: &effects) }
+        return appended
     }
 
     /// Gives a held event's folder entry its outcome, when the event leaves its window without
