@@ -3,9 +3,11 @@
 /// this reads each byte once. It also bounds nesting depth, so a hostile body cannot exhaust the
 /// stack.
 struct JSONParser {
-    struct Failure: Error, Equatable {
+    struct Failure: Error, Equatable, CustomStringConvertible {
         let offset: Int
         let reason: String
+
+        var description: String { "\(reason) at byte \(offset)" }
     }
 
     static let maxDepth = 64

@@ -122,9 +122,8 @@ public struct MaintenanceWindow: Sendable, Equatable {
     /// Whether an event of `routingKey` from `source` falls under the window (at any time).
     public func covers(routingKey: String, source: String?) -> Bool {
         guard spec.routingKeys.isEmpty || spec.routingKeys.contains(routingKey) else { return false }
-        guard let text = spec.sourcePattern else { return true }
-        // Validated when the window was made.
-        guard let pattern = try? SourcePattern(text), let source else { return false }
-        return pattern.matches(source)
+        guard let pattern = spec.sourcePattern else { return true }
+        guard let source else { return false }
+        return SourcePattern.matches(pattern: pattern, source)
     }
 }

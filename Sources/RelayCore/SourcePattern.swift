@@ -3,7 +3,6 @@
 /// (`db-*.eu-west`), as operators already write them in Alertmanager silences and cron.
 public struct SourcePattern: Sendable, Equatable, CustomStringConvertible {
     public let description: String
-    private let pattern: [UInt8]
 
     /// Sources are host names and addresses (`IncidentFacts.maxSourceCharacters`).
     public static let maxCharacters = 255
@@ -13,12 +12,15 @@ public struct SourcePattern: Sendable, Equatable, CustomStringConvertible {
             throw OperatorError("source_pattern must be 1-\(Self.maxCharacters) characters")
         }
         description = text
-        pattern = Array(text.utf8)
     }
 
+    public func matches(_ source: String) -> Bool { Self.matches(pattern: description, source) }
+
     /// Iterative glob matching with one backtrack point: linear in practice, and never
-    /// exponential whatever the pattern (a recursive matcher is, on `*a*a*a*b`).
-    public func matches(_ source: String) -> Bool {
+    /// exponential whatever the pattern (a recursive matcher is, on `*a*a*a*b`). Any text is a
+    /// pattern here; `init` is where a window's pattern is refused.
+    public static func matches(pattern text: String, _ source: String) -> Bool {
+        let pattern = Array(text.utf8)
         let text = Array(source.utf8)
         var (p, t) = (0, 0)
         var star: (p: Int, t: Int)? = nil

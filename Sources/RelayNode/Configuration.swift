@@ -42,10 +42,16 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// Routing key (or `*`) to dedup_key template, for triggers sent without a dedup_key
     /// (`DedupKeyTemplate`). Empty: such triggers get a random key.
     public var dedupKeyTemplateTexts: [String: String] = [:]
-    /// `digests`: routing key (or `*`) to `SEVERITY:SECONDS`. Parsed into `queue.digestRules`,
-    /// which the replicated state machine applies; `validate` reports a text that does not parse.
-    public var digestTexts: [String: String] = [:] {
-        didSet { queue.digestRules = (try? DigestRules(digestTexts)) ?? DigestRules() }
+    /// `digests`: routing key (or `*`) to `SEVERITY:SECONDS` (`DigestRules`).
+    public var digestTexts: [String: String] = [:]
+
+    /// What the replicated state machine runs with: `queue` and the parsed digest rules.
+    public var stateMachineLimits: RelayStateMachine.Limits {
+        get throws(ConfigurationError) {
+            var limits = queue
+            limits.digestRules = try DigestRules(digestTexts)
+            return limits
+        }
     }
     public var logLevel = "info"
     public var httpsProxy: String?
@@ -144,7 +150,7 @@ public struct RelayConfiguration: Sendable, Equatable {
             throw ConfigurationError("upstream_ca_file \(caFile) does not exist or cannot be read")
         }
         _ = try dedupKeyTemplates
-        _ = try DigestRules(digestTexts)
+        _ = try stateMachineLimits
         if let token = adminToken, token.count < 16 {
             throw ConfigurationError("admin_token must be at least 16 characters")
         }

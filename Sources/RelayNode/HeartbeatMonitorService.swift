@@ -17,7 +17,8 @@ struct HeartbeatMonitorService: Service {
         await cancelWhenGracefulShutdown {
             var watch = HeartbeatWatch()
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(Self.pollMilliseconds))
+                // Cancellation, at shutdown, is the sleep's only error: nothing more is proposed.
+                do { try await Task.sleep(for: .milliseconds(Self.pollMilliseconds)) } catch { break }
                 let (isLeader, heartbeats) = await engine.heartbeatsToWatch()
                 for due in watch.due(heartbeats, isLeader: isLeader, nowMilliseconds: environment.monotonicMilliseconds()) {
                     do {

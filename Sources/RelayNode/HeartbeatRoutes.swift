@@ -14,11 +14,11 @@ struct HeartbeatRoutes: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/heartbeats/:name") { request, context in
             let name = try context.parameters.require("name")
-            let object = try await Self.object(request, known: ["routing_key", "interval_seconds"])
-            guard let routingKey = object["routing_key"]?.stringValue else {
+            let body = try await OperatorRequestBody(request, known: ["routing_key", "interval_seconds"], maxBytes: Self.maxBodyBytes)
+            guard let routingKey = try body.string("routing_key") else {
                 throw HTTPError(.badRequest, message: "A check-in carries the heartbeat's routing_key")
             }
-            let interval = try Self.seconds(object, "interval_seconds")
+            let interval = try Self.milliseconds(body, "interval_seconds")
             return try await respond(
                 to: .checkIn(
                     name: name, routingKey: routingKey, intervalMilliseconds: interval, atMilliseconds: environment.wallClockMilliseconds())
@@ -37,16 +37,16 @@ struct HeartbeatRoutes: Sendable {
         }
         admin.put("/:name") { request, context in
             let name = try context.parameters.require("name")
-            let object = try await Self.object(
-                request, known: ["routing_key", "interval_seconds", "grace_seconds", "severity", "source"])
-            guard let routingKey = object["routing_key"]?.stringValue else {
+            let body = try await OperatorRequestBody(
+                request, known: ["routing_key", "interval_seconds", "grace_seconds", "severity", "source"], maxBytes: Self.maxBodyBytes)
+            guard let routingKey = try body.string("routing_key") else {
                 throw HTTPError(.badRequest, message: "A heartbeat needs the routing_key its alarms go to")
             }
-            guard let interval = try Self.seconds(object, "interval_seconds") else {
+            guard let interval = try Self.milliseconds(body, "interval_seconds") else {
                 throw HTTPError(.badRequest, message: "A heartbeat needs interval_seconds: how often its source checks in")
             }
-            let severity = try object["severity"].map { value in
-                guard let text = value.stringValue, let severity = Severity(rawValue: text) else {
+            let severity = try body.string("severity").map { text in
+                guard let severity = Severity(rawValue: text) else {
                     throw HTTPError(.badRequest, message: "severity must be critical, error, warning or info")
                 }
                 return severity
@@ -54,8 +54,8 @@ struct HeartbeatRoutes: Sendable {
             let spec = Heartbeat.Spec(
                 routingKey: routingKey, intervalMilliseconds: interval,
                 // By default a check-in may be a fifth of the interval late before it counts as missed.
-                graceMilliseconds: try Self.seconds(object, "grace_seconds") ?? interval / 5, severity: severity ?? .critical,
-                source: object["source"]?.stringValue ?? name)
+                graceMilliseconds: try Self.milliseconds(body, "grace_seconds") ?? interval / 5, severity: severity ?? .critical,
+                source: try body.string("source") ?? name)
             return try await respond(to: .putHeartbeat(name: name, spec, atMilliseconds: environment.wallClockMilliseconds()))
         }
         admin.delete("/:name") { _, context in
@@ -83,24 +83,8 @@ struct HeartbeatRoutes: Sendable {
         }
     }
 
-    static func object(_ request: Request, known: Set<String>) async throws -> [String: JSONValue] {
-        let body = try await request.body.collect(upTo: maxBodyBytes)
-        guard case .object(let object)? = try? JSONValue.parse(Array(body.readableBytesView)) else {
-            throw HTTPError(.badRequest, message: "The body must be a JSON object")
-        }
-        for name in object.keys where !known.contains(name) {
-            throw HTTPError(
-                .badRequest, message: "Unknown field '\(name.prefix(64))'; this takes \(known.sorted().joined(separator: ", "))")
-        }
-        return object
-    }
-
-    /// A whole number of seconds, as milliseconds.
-    static func seconds(_ object: [String: JSONValue], _ name: String) throws -> Int64? {
-        guard let value = object[name] else { return nil }
-        guard case .integer(let seconds) = value, (0...Heartbeat.maxIntervalMilliseconds / 1_000).contains(seconds) else {
-            throw HTTPError(.badRequest, message: "\(name) must be a whole number of seconds")
-        }
-        return seconds * 1_000
+    /// A whole number of seconds, as milliseconds; the state machine checks the range it allows.
+    static func milliseconds(_ body: OperatorRequestBody, _ name: String) throws -> Int64? {
+        try body.integer(name, in: 0...Heartbeat.maxIntervalMilliseconds / 1_000).map { $0 * 1_000 }
     }
 }

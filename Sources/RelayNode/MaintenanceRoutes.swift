@@ -27,12 +27,12 @@ struct MaintenanceRoutes: Sendable {
         }
         windows.post { request, _ in
             let now = environment.wallClockMilliseconds()
-            let spec = try Self.spec(try await Self.object(request), now: now)
+            let spec = try Self.spec(try await Self.body(request), now: now)
             return try await respond(to: .openWindow(spec, atMilliseconds: now), created: true)
         }
         windows.patch("/:id") { request, context in
             let id = try Self.id(context)
-            let change = try Self.change(try await Self.object(request))
+            let change = try Self.change(try await Self.body(request))
             return try await respond(to: .changeWindow(id: id, change, atMilliseconds: environment.wallClockMilliseconds()))
         }
         windows.delete("/:id") { _, context in
@@ -51,7 +51,10 @@ struct MaintenanceRoutes: Sendable {
         let now = environment.wallClockMilliseconds()
         switch result {
         case .windowSaved(let window):
-            var response = try QueueRoutes.encode(MaintenanceWindowView(window, holding: 0, atMilliseconds: now))
+            // The window as the leader applied it; what it holds by this node's copy (a changed
+            // window keeps what it held unless the change released it).
+            let holding = await engine.holding(inWindow: window.id)
+            var response = try QueueRoutes.encode(MaintenanceWindowView(window, holding: holding, atMilliseconds: now))
             if created { response.status = .created }
             return response
         case .windowEnded(let window, let released):
@@ -71,74 +74,43 @@ struct MaintenanceRoutes: Sendable {
         return id
     }
 
-    static func object(_ request: Request) async throws -> [String: JSONValue] {
-        let body = try await request.body.collect(upTo: maxBodyBytes)
-        guard case .object(let object)? = try? JSONValue.parse(Array(body.readableBytesView)) else {
-            throw HTTPError(.badRequest, message: "The body must be a JSON object")
-        }
-        for name in object.keys where !specFields.contains(name) {
-            throw HTTPError(
-                .badRequest, message: "Unknown field '\(name.prefix(64))'; a window has \(specFields.sorted().joined(separator: ", "))")
-        }
-        return object
+    static func body(_ request: Request) async throws -> OperatorRequestBody {
+        try await OperatorRequestBody(request, known: specFields, maxBytes: maxBodyBytes)
     }
 
-    static func spec(_ object: [String: JSONValue], now: Int64) throws -> MaintenanceWindow.Spec {
-        let start = try time(object, "start") ?? now
+    static func spec(_ body: OperatorRequestBody, now: Int64) throws -> MaintenanceWindow.Spec {
+        let start = try time(body, "start") ?? now
+        let maxMinutes = MaintenanceWindow.maxDurationMilliseconds / 60_000
         let end: Int64
-        switch (try time(object, "end"), object["duration_minutes"]) {
+        switch (try time(body, "end"), try body.integer("duration_minutes", in: 1...maxMinutes)) {
         case (let given?, nil): end = given
-        case (nil, .integer(let minutes)?) where minutes > 0 && minutes <= MaintenanceWindow.maxDurationMilliseconds / 60_000:
-            end = start + minutes * 60_000
+        case (nil, let minutes?): end = start + minutes * 60_000
         case (nil, nil), (.some, .some):
             throw HTTPError(.badRequest, message: "Give the window either an end (RFC 3339) or a duration_minutes")
-        case (nil, .some):
-            throw HTTPError(
-                .badRequest, message: "duration_minutes must be a whole number, 1-\(MaintenanceWindow.maxDurationMilliseconds / 60_000)")
         }
-        guard let reason = try string(object, "reason") else { throw HTTPError(.badRequest, message: "A window needs a reason") }
+        guard let reason = try body.string("reason") else { throw HTTPError(.badRequest, message: "A window needs a reason") }
         return MaintenanceWindow.Spec(
-            startsAtMilliseconds: start, endsAtMilliseconds: end, routingKeys: try strings(object, "routing_keys") ?? [],
-            sourcePattern: try string(object, "source_pattern"), reason: reason, hold: try bool(object, "hold") ?? false)
+            startsAtMilliseconds: start, endsAtMilliseconds: end, routingKeys: try body.strings("routing_keys") ?? [],
+            sourcePattern: try body.string("source_pattern"), reason: reason, hold: try body.bool("hold") ?? false)
     }
 
-    static func change(_ object: [String: JSONValue]) throws -> MaintenanceWindow.Change {
-        guard object["duration_minutes"] == nil else {
+    static func change(_ body: OperatorRequestBody) throws -> MaintenanceWindow.Change {
+        guard !body.has("duration_minutes") else {
             throw HTTPError(.badRequest, message: "To change how long a window lasts, give its new end (RFC 3339)")
         }
         // `"source_pattern": null` removes the pattern; a missing field leaves it.
-        let pattern: String?? = object["source_pattern"] == nil ? nil : .some(try string(object, "source_pattern"))
+        let pattern: String?? = body.has("source_pattern") ? .some(try body.string("source_pattern")) : nil
         return MaintenanceWindow.Change(
-            startsAtMilliseconds: try time(object, "start"), endsAtMilliseconds: try time(object, "end"),
-            routingKeys: try strings(object, "routing_keys"), sourcePattern: pattern, reason: try string(object, "reason"),
-            hold: try bool(object, "hold"))
+            startsAtMilliseconds: try time(body, "start"), endsAtMilliseconds: try time(body, "end"),
+            routingKeys: try body.strings("routing_keys"), sourcePattern: pattern, reason: try body.string("reason"),
+            hold: try body.bool("hold"))
     }
 
-    private static func time(_ object: [String: JSONValue], _ name: String) throws -> Int64? {
-        guard let value = object[name] else { return nil }
-        guard let text = value.stringValue, let milliseconds = MaintenanceWindowView.milliseconds(rfc3339: text) else {
+    private static func time(_ body: OperatorRequestBody, _ name: String) throws -> Int64? {
+        guard let text = try body.string(name) else { return nil }
+        guard let milliseconds = MaintenanceWindowView.milliseconds(rfc3339: text) else {
             throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time, such as 2026-12-04T22:00:00Z")
         }
         return milliseconds
-    }
-
-    private static func string(_ object: [String: JSONValue], _ name: String) throws -> String? {
-        guard let value = object[name], value != .null else { return nil }
-        guard let text = value.stringValue else { throw HTTPError(.badRequest, message: "\(name) must be a string") }
-        return text
-    }
-
-    private static func strings(_ object: [String: JSONValue], _ name: String) throws -> [String]? {
-        guard let value = object[name] else { return nil }
-        guard case .array(let items) = value, let texts = Optional(items.compactMap(\.stringValue)), texts.count == items.count else {
-            throw HTTPError(.badRequest, message: "\(name) must be an array of strings")
-        }
-        return texts
-    }
-
-    private static func bool(_ object: [String: JSONValue], _ name: String) throws -> Bool? {
-        guard let value = object[name] else { return nil }
-        guard case .bool(let flag) = value else { throw HTTPError(.badRequest, message: "\(name) must be true or false") }
-        return flag
     }
 }

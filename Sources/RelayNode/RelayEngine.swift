@@ -325,6 +325,9 @@ public actor RelayEngine {
         core.raft.machine.folders(matching: filter, before: before, limit: limit)
     }
 
+    /// Events window `id` holds now, by this node's copy of the state.
+    func holding(inWindow id: UInt64) -> Int { core.raft.machine.maintenance.holding(in: id) }
+
     func maintenanceWindows(atWallClock now: Int64) -> [MaintenanceWindowView] {
         let maintenance = core.raft.machine.maintenance
         return maintenance.sortedWindows.map { MaintenanceWindowView($0, holding: maintenance.holding(in: $0.id), atMilliseconds: now) }

@@ -20,8 +20,9 @@ public enum RelayNode {
     ) async throws -> [any Service] {
         // First of all: a second process on a live node's directory must not touch its store.
         let lock = try DataDirectoryLock(directory: configuration.dataDirectory)
+        let machineLimits = try configuration.stateMachineLimits
         let store = try RelayStore(directory: configuration.dataDirectory)
-        let recovered = try await store.recover(limits: configuration.queue)
+        let recovered = try await store.recover(limits: machineLimits)
         let upstream = try UpstreamClient(configuration: configuration, monotonicMilliseconds: environment.monotonicMilliseconds)
         let metrics = NodeMetrics()
         let engine = try RelayEngine(
@@ -51,10 +52,10 @@ public enum RelayNode {
             PeerRoutes(
                 engine: engine,
                 snapshots: SnapshotReceiver(
-                    engine: engine, selfID: configuration.nodeID, limits: configuration.queue,
+                    engine: engine, selfID: configuration.nodeID, limits: machineLimits,
                     dataDirectory: configuration.dataDirectory, transfers: transfers, environment: environment, logger: logger),
                 authenticator: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
-                limits: configuration.queue, environment: environment
+                limits: machineLimits, environment: environment
             ).register(on: router)
             var server = HTTPServerBuilder.http1()
             if let tls = try PeerTLS.serverConfiguration(configuration) { server = try .tls(server, tlsConfiguration: tls) }

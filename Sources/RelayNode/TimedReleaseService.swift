@@ -19,7 +19,8 @@ struct TimedReleaseService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(Self.pollMilliseconds))
+                // Cancellation, at shutdown, is the sleep's only error: nothing more is proposed.
+                do { try await Task.sleep(for: .milliseconds(Self.pollMilliseconds)) } catch { break }
                 let now = environment.wallClockMilliseconds()
                 let due = await engine.timedWorkDue(atWallClock: now)
                 if due.heldEvents { await submit(.releaseWindows(atMilliseconds: now)) }

@@ -215,13 +215,20 @@ import Testing
                 return sent
             }
             _ = try await checkInOn(leader)
-            // Kill the leader between two check-ins; the next one goes to the new leader, well
-            // within the interval the old leader's timer was counting.
-            try await Task.sleep(for: .seconds(4))  // A source's own pace between check-ins, not a wait for a condition.
+            // Every node has the check-in before the leader dies, so what the new leader knows
+            // of it is the replicated count, never the old leader's timer.
+            let readers = LocalCluster.nodes.map { RelayClient(baseURL: rig.cluster.nodeURL($0), adminToken: token) }
+            try await ClusterRig.waitUntil("every node has applied the check-in") {
+                for reader in readers where (try? await reader.get("/v1/heartbeats/scada-poller"))?.json?["check_ins"] as? Int != 1 {
+                    return false
+                }
+                return true
+            }
+            for reader in readers { try await reader.shutdown() }
+            // Kill the leader between two check-ins; the next one goes to the new leader, within
+            // the interval the old leader's timer was counting.
             await rig.cluster.kill9(leader)
             let survivor = try await rig.leader(otherThan: leader)
-            _ = try await checkInOn(survivor)
-            try await Task.sleep(for: .seconds(4))  // The source's pace again.
             let lastCheckIn = try await checkInOn(survivor)
             // Now it stops checking in. The alarm is the marker: no heartbeat event may come before it.
             let events = try await rig.upstream.waitForAccepted(

@@ -86,6 +86,7 @@ import Testing
             let (wallStart, monotonicStart) = (Int64(Date().timeIntervalSince1970 * 1_000), ContinuousClock.now)
             let moved = try await node.client.patch("/v1/maintenance-windows/\(id)", json: Self.json(["end": Self.rfc3339(in: 1_000)]))
             #expect(moved.status == 200, "\(moved.text)")
+            #expect(moved.json?["holding"] as? Int == 4, "a change that keeps hold keeps what the window holds")
             // The window's end on the mock's clock, which records when each request arrived.
             let endInstant = monotonicStart + .milliseconds((moved.json?["ends_at_milliseconds"] as? Int64 ?? 0) - wallStart)
 
