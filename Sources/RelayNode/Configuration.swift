@@ -73,6 +73,10 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var heartbeatIntervalMilliseconds: Int64 = 100
     public var electionTimeoutMilliseconds: Int64 = 1_000
     public var maxClockDrift = 0.01
+    /// A wall clock this far from a peer's or the upstream's is named in the log, the metrics
+    /// and `/v1/cluster`: well before peers refuse each other's requests (60 s), and before
+    /// events are stamped with a time that would confuse the people reading them.
+    public var maxClockSkewMilliseconds: Int64 = 10_000
     public var deliveryMarginMilliseconds: Int64 = 50
     /// How long a client request waits for a leader to be known before it gets 503.
     public var leaderWaitMilliseconds: Int64 = 3_000
@@ -136,6 +140,10 @@ public struct RelayConfiguration: Sendable, Equatable {
         }
         guard (1_024...10_000_000).contains(maxEventBytes) else {
             throw ConfigurationError("max_event_bytes must be between 1024 and 10000000")
+        }
+        guard (100..<PeerAuthenticator.maxClockSkewMilliseconds).contains(maxClockSkewMilliseconds) else {
+            throw ConfigurationError(
+                "max_clock_skew_milliseconds must be 100…59999: a skew must be named before peers refuse each other's requests at 60 s")
         }
         guard (1...100_000).contains(maxCommitBatchEvents) else {
             throw ConfigurationError("max_commit_batch_events must be between 1 and 100000")
@@ -478,6 +486,7 @@ extension RelayConfiguration {
         .integer("heartbeat_interval_milliseconds", \.heartbeatIntervalMilliseconds),
         .integer("election_timeout_milliseconds", \.electionTimeoutMilliseconds),
         .double("max_clock_drift", \.maxClockDrift),
+        .integer("max_clock_skew_milliseconds", \.maxClockSkewMilliseconds),
         .integer("delivery_margin_milliseconds", \.deliveryMarginMilliseconds),
         .integer("leader_wait_milliseconds", \.leaderWaitMilliseconds),
         .integer("request_hold_milliseconds", \.requestHoldMilliseconds),

@@ -1,5 +1,7 @@
 import EngineCore
 import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
 import RelayCore
 
 /// The three PagerDuty-compatible endpoints. A request is validated before it touches the
@@ -10,6 +12,9 @@ struct IngestRoutes: Sendable {
     let limits: ValidationLimits
     let dedupKeyTemplates: DedupKeyTemplates
     let metrics: NodeMetrics
+    let logger: Logger
+    /// "Queue Full" is logged at most every 10 s: every refused client would otherwise log it.
+    let refusals = NIOLockedValueBox(LogThrottle<String>(intervalMilliseconds: 10_000))
 
     static let paths: [(String, IngestAPI)] = [
         ("/v2/enqueue", .v2Alert),
@@ -68,6 +73,11 @@ struct IngestRoutes: Sendable {
             }
             guard case .queueFull = result else { preconditionFailure("accept returned \(result)") }
             metrics.rejected("queue_full")
+            if refusals.withLockedValue({ $0.allows("queue_full", now: receivedAt) }) {
+                logger.error(
+                    "Queue Full: refusing events with 503 until deliveries make room (see pdrelay queue status)",
+                    metadata: ["routing_key": "\(RoutingKeyMask.mask(event.routingKey))"])
+            }
             return JSONResponses.unavailable(
                 status: "Queue Full", message: "Queue Full: the relay holds its limit of undelivered events; retry later",
                 retryAfterSeconds: 30)

@@ -80,3 +80,11 @@ final class NodeMetrics: Sendable {
 
     func render() -> [UInt8] { registry.emitToBuffer() }
 }
+
+extension NodeMetrics {
+    /// `pdrelay_clock_skew_seconds{source="node-2"|"upstream"}`: that clock minus this node's.
+    func clockSkew(_ source: String, milliseconds: Int64) {
+        Gauge(label: "pdrelay_clock_skew_seconds", dimensions: [("source", source)], factory: factory)
+            .record(Double(milliseconds) / 1_000)
+    }
+}

@@ -6,10 +6,10 @@ import RelayCore
 struct OperationsRoutes: Sendable {
     let engine: RelayEngine
     let metrics: NodeMetrics
-    let queueHighWaterEvents: Int
-    let readinessMaxLagEntries: Int
+    let readiness: Readiness
     let members: [ClusterMember]
     let transfers: SnapshotTransfers
+    let clockSkew: ClockSkewMonitor
 
     /// A peer behind the leader whose catch-up has moved neither its match index nor a snapshot
     /// byte for this long is named in `/v1/cluster`'s problems.
@@ -35,7 +35,10 @@ struct OperationsRoutes: Sendable {
         router.get("/readyz/leader") { _, _ in await readiness(asLeader: true) }
         router.get("/v1/cluster") { _, _ in
             JSONResponses.json(
-                .ok, Self.describe(await engine.clusterView(), members: members, maxLag: readinessMaxLagEntries, transfers: transfers))
+                .ok,
+                Self.describe(
+                    await engine.clusterView(), members: members, maxLag: readiness.readinessMaxLagEntries, transfers: transfers,
+                    clockSkew: clockSkew))
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -47,22 +50,10 @@ struct OperationsRoutes: Sendable {
 
 extension OperationsRoutes {
     private func readiness(asLeader: Bool) async -> Response {
-        var problems: [JSONValue] = []
-        if let failure = await engine.probeStore() { problems.append(.string("store not writable: \(failure)")) }
-        if members.count > 1 {
-            let view = await engine.clusterView()
-            problems += Self.clusterProblems(view, maxLag: readinessMaxLagEntries).map(JSONValue.string)
-            if asLeader && (view.role != .leader || view.leaseRemainingMilliseconds == 0) {
-                problems.append(.string("not the leader holding a lease (role \(view.role.rawValue))"))
-            }
-        }
-        let queued = await engine.queuedCount
-        if queued >= queueHighWaterEvents {
-            problems.append(.string("queue holds \(queued) events, at or above its high-water mark of \(queueHighWaterEvents)"))
-        }
+        let problems = await readiness.problems(asLeader: asLeader)
         return problems.isEmpty
             ? JSONResponses.json(.ok, .object(["status": "ready"]))
-            : JSONResponses.json(.serviceUnavailable, .object(["status": "not ready", "problems": .array(problems)]))
+            : JSONResponses.json(.serviceUnavailable, .object(["status": "not ready", "problems": .array(problems.map(JSONValue.string))]))
     }
 
     static func clusterProblems(_ view: RelayEngine.ClusterView, maxLag: Int) -> [String] {
@@ -115,8 +106,9 @@ extension OperationsRoutes {
     }
 
     /// `GET /v1/cluster`: this node's view, for operators and for `docs/operations.md`.
-    static func describe(_ view: RelayEngine.ClusterView, members: [ClusterMember], maxLag: Int, transfers: SnapshotTransfers) -> JSONValue
-    {
+    static func describe(
+        _ view: RelayEngine.ClusterView, members: [ClusterMember], maxLag: Int, transfers: SnapshotTransfers, clockSkew: ClockSkewMonitor
+    ) -> JSONValue {
         let outgoing = transfers.outgoing
         let peers: [JSONValue] = members.filter { $0.id != view.nodeID }.map { member in
             let progress = view.peers.first { $0.id == member.id }
@@ -134,6 +126,9 @@ extension OperationsRoutes {
         }
         let problems = members.count > 1 ? clusterProblems(view, maxLag: maxLag) : []
         let catchUp = members.count > 1 ? peerProblems(view, outgoing: outgoing) : []
+        // Not part of readiness: leases run on monotonic time, and a skewed peer only stops
+        // counting once it is cut off, which the problems above then name.
+        let skews = clockSkew.problems()
         return .object([
             "node_id": .number(Double(view.nodeID)), "role": .string(view.role.rawValue), "term": .number(Double(view.term)),
             "leader_id": view.leaderID.map { .number(Double($0)) } ?? .null,
@@ -141,7 +136,13 @@ extension OperationsRoutes {
             "applied_index": .number(Double(view.appliedIndex)), "last_log_index": .number(Double(view.lastLogIndex)),
             "snapshot_index": .number(Double(view.snapshotIndex)), "apply_lag_entries": .number(Double(view.applyLag)),
             "in_contact_with_majority": .bool(view.hasQuorumContact), "voting": .bool(view.mayVote),
-            "peers": .array(peers), "ready": .bool(problems.isEmpty), "problems": .array((problems + catchUp).map(JSONValue.string)),
+            "peers": .array(peers), "ready": .bool(problems.isEmpty),
+            "problems": .array((problems + catchUp + skews).map(JSONValue.string)),
+            "clock_skew": .object(
+                Dictionary(
+                    uniqueKeysWithValues: clockSkew.measurements().map { ($0.source.label, JSONValue.number(Double($0.skewMilliseconds))) })
+            ),
+            "max_clock_skew_ms": .number(Double(clockSkew.boundMilliseconds)),
             "incoming_snapshot": transfers.incoming.map { describe($0, now: view.nowMilliseconds) } ?? .null,
         ])
     }

@@ -248,8 +248,25 @@ public actor RelayEngine {
         ]
         switch attempt.outcome {
         case .delivered: logger.info("delivered", metadata: metadata)
-        case .retry: logger.warning("delivery failed; will retry", metadata: metadata)
-        case .deadLettered: logger.error("dead-lettered", metadata: metadata)
+        case .retry:
+            logger.warning("delivery failed; will retry: \(Self.problem(attempt, routingKey: event.key.routingKey))", metadata: metadata)
+        case .deadLettered: logger.error("dead-lettered: \(Self.problem(attempt, routingKey: event.key.routingKey))", metadata: metadata)
+        }
+    }
+
+    /// The words the runbook's troubleshooting matrix tells an operator to grep for: "401
+    /// Unauthorized" and "403 Forbidden" with the masked routing key, "Connection Timeout",
+    /// "429 Too Many Requests".
+    static func problem(_ attempt: AttemptRecord, routingKey: String) -> String {
+        let key = RoutingKeyMask.mask(routingKey)
+        switch attempt.statusCode {
+        case 401?: return "error: 401 Unauthorized for routing key \(key): is the integration key right, and its service enabled?"
+        case 403?: return "error: 403 Forbidden for routing key \(key): PagerDuty refuses this key or this account's requests"
+        case 429?: return "429 Too Many Requests for routing key \(key): backing off"
+        case let code?: return "error: HTTP \(code) from the upstream"
+        case nil where attempt.detail.hasPrefix(UpstreamClient.timeoutDetailPrefix) || attempt.detail.contains("connectTimeout"):
+            return "error: Connection Timeout: \(attempt.detail)"
+        case nil: return "error: no answer: \(attempt.detail)"
         }
     }
 

@@ -13,9 +13,9 @@ import ServiceLifecycle
 /// finish, leadership is handed over), then the peer listener the handover needs.
 public enum RelayNode {
     /// Builds the node's services, in start order. `onListening` receives the bound client port
-    /// (useful with `listen_port: 0`).
+    /// (useful with `listen_port: 0`); `notifier` is systemd's, when it runs the node.
     public static func makeServices(
-        configuration: RelayConfiguration, environment: NodeEnvironment = .live, logger: Logger,
+        configuration: RelayConfiguration, environment: NodeEnvironment = .live, notifier: SystemdNotifier? = nil, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> [any Service] {
         // First of all: a second process on a live node's directory must not touch its store.
@@ -23,8 +23,12 @@ public enum RelayNode {
         let machineLimits = try configuration.stateMachineLimits
         let store = try RelayStore(directory: configuration.dataDirectory)
         let recovered = try await store.recover(limits: machineLimits)
-        let upstream = try UpstreamClient(configuration: configuration, monotonicMilliseconds: environment.monotonicMilliseconds)
         let metrics = NodeMetrics()
+        let clockSkew = ClockSkewMonitor(
+            boundMilliseconds: configuration.maxClockSkewMilliseconds, environment: environment, metrics: metrics, logger: logger)
+        let upstream = try UpstreamClient(
+            configuration: configuration, monotonicMilliseconds: environment.monotonicMilliseconds,
+            clockSkew: (clockSkew, environment.wallClockMilliseconds))
         let engine = try RelayEngine(
             recovered: recovered, store: store, upstream: upstream, configuration: configuration, environment: environment,
             metrics: metrics, logger: logger)
@@ -44,10 +48,12 @@ public enum RelayNode {
         let gate = ListenerGate(listeners: configuration.peerListenAddress == nil ? 1 : 2)
         if let peerAddress = configuration.peerListenAddress {
             let peers = try PeerTransport(
-                configuration: configuration, environment: environment, transfers: transfers, metrics: metrics, logger: logger)
+                configuration: configuration, environment: environment, transfers: transfers, clockSkew: clockSkew, metrics: metrics,
+                logger: logger)
             await engine.connect { peers.send($0) }
             transport = peers
             let router = Router()
+            router.add(middleware: PeerClockMiddleware(environment: environment))
             router.add(middleware: JSONErrorMiddleware())
             PeerRoutes(
                 engine: engine,
@@ -55,7 +61,7 @@ public enum RelayNode {
                     engine: engine, selfID: configuration.nodeID, limits: machineLimits,
                     dataDirectory: configuration.dataDirectory, transfers: transfers, environment: environment, logger: logger),
                 authenticator: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
-                limits: machineLimits, environment: environment
+                limits: machineLimits, clockSkew: clockSkew, environment: environment
             ).register(on: router)
             var server = HTTPServerBuilder.http1()
             if let tls = try PeerTLS.serverConfiguration(configuration) { server = try .tls(server, tlsConfiguration: tls) }
@@ -77,7 +83,8 @@ public enum RelayNode {
         }
         services.append(
             EngineService(
-                engine: engine, upstream: upstream, transport: transport, members: members, gate: gate, lock: lock, logger: logger))
+                engine: engine, upstream: upstream, transport: transport, members: members, gate: gate, lock: lock, notifier: notifier,
+                environment: environment, logger: logger))
 
         let commands = CommandRouter(
             engine: engine, transport: transport, selfID: configuration.nodeID,
@@ -92,12 +99,15 @@ public enum RelayNode {
         limits.maxEventBytes = configuration.maxEventBytes
         IngestRoutes(
             commands: commands, environment: environment, limits: limits, dedupKeyTemplates: try configuration.dedupKeyTemplates,
-            metrics: metrics
+            metrics: metrics, logger: logger
         ).register(on: router)
+        let readiness = Readiness(
+            engine: engine, members: members, readinessMaxLagEntries: configuration.readinessMaxLagEntries,
+            queueHighWaterEvents: configuration.queueHighWaterEvents)
         OperationsRoutes(
-            engine: engine, metrics: metrics, queueHighWaterEvents: configuration.queueHighWaterEvents,
-            readinessMaxLagEntries: configuration.readinessMaxLagEntries, members: members, transfers: transfers
-        ).register(on: router)
+            engine: engine, metrics: metrics, readiness: readiness, members: members, transfers: transfers, clockSkew: clockSkew
+        )
+        .register(on: router)
         QueueRoutes(engine: engine, commands: commands, adminToken: configuration.adminToken).register(on: router)
         IncidentRoutes(engine: engine, adminToken: configuration.adminToken).register(on: router)
         MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
@@ -117,6 +127,8 @@ public enum RelayNode {
                     await onListening(port)
                 },
                 logger: logger))
+        // Last, so that a graceful shutdown reaches it first: systemd hears STOPPING=1 at once.
+        if let notifier { services.append(SystemdNotifyService(notifier: notifier, readiness: readiness, logger: logger)) }
         return services
     }
 }
@@ -133,6 +145,9 @@ struct EngineService: Service {
     let gate: ListenerGate
     /// Held while the engine runs, released when the process exits.
     let lock: DataDirectoryLock
+    /// Pinged from the clock loop below, so that systemd restarts a node whose engine stopped.
+    let notifier: SystemdNotifier?
+    let environment: NodeEnvironment
     let logger: Logger
     /// The engine's clock resolution: election and backoff deadlines are at most this late.
     static let tickMilliseconds: Int64 = 10
@@ -151,6 +166,7 @@ struct EngineService: Service {
         let clock = Task {
             while !Task.isCancelled {
                 await engine.tick()
+                notifier?.watchdogIfDue(nowMilliseconds: environment.monotonicMilliseconds())
                 try? await Task.sleep(for: .milliseconds(Self.tickMilliseconds))
             }
         }

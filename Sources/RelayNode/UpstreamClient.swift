@@ -10,14 +10,22 @@ import RelayCore
 /// hard at `upstream_timeout_milliseconds`.
 final class UpstreamClient: Sendable {
     static let maxDetailBytes = 1_024
+    /// How an attempt that got no answer in time is described (`RelayEngine.problem`).
+    static let timeoutDetailPrefix = "no answer within"
     private let httpClient: HTTPClient
     private let baseURL: String
     private let timeout: TimeAmount
     /// The node's monotonic clock, for the send deadline.
     private let monotonicMilliseconds: @Sendable () -> Int64
+    /// Where the upstream's `Date` header goes, with this node's wall clock around the request.
+    private let clockSkew: (monitor: ClockSkewMonitor, wallClockMilliseconds: @Sendable () -> Int64)?
 
-    init(configuration: RelayConfiguration, monotonicMilliseconds: @escaping @Sendable () -> Int64) throws {
+    init(
+        configuration: RelayConfiguration, monotonicMilliseconds: @escaping @Sendable () -> Int64,
+        clockSkew: (monitor: ClockSkewMonitor, wallClockMilliseconds: @Sendable () -> Int64)? = nil
+    ) throws {
         self.monotonicMilliseconds = monotonicMilliseconds
+        self.clockSkew = clockSkew
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = configuration.upstreamCAFile {
             tls.additionalTrustRoots = [.file(caFile)]
@@ -48,14 +56,20 @@ final class UpstreamClient: Sendable {
         request.body = .bytes(
             DeadlineGuardedBytes(bytes: event.body, sendByMilliseconds: sendByMilliseconds, now: monotonicMilliseconds),
             length: .known(Int64(event.body.count)))
+        let sentAt = clockSkew?.wallClockMilliseconds()
         do {
             let response = try await httpClient.execute(request, timeout: timeout)
+            if let clockSkew, let sentAt, let date = response.headers.first(name: "Date").flatMap(HTTPDate.milliseconds) {
+                // The header counts whole seconds: compare it with the middle of that second.
+                clockSkew.monitor.recordAnswer(
+                    from: .upstream, theirMilliseconds: date + 500, sentAt: sentAt, receivedAt: clockSkew.wallClockMilliseconds())
+            }
             let body = try await response.body.collect(upTo: 64 * 1_024)
             return UpstreamResponse(
                 statusCode: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After"),
                 detail: String(decoding: body.readableBytesView.prefix(Self.maxDetailBytes), as: UTF8.self))
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            return UpstreamResponse(statusCode: nil, detail: "no answer within \(timeout.nanoseconds / 1_000_000) ms")
+            return UpstreamResponse(statusCode: nil, detail: "\(Self.timeoutDetailPrefix) \(timeout.nanoseconds / 1_000_000) ms")
         } catch let error as HTTPClientError where error == .bodyLengthMismatch && monotonicMilliseconds() >= sendByMilliseconds {
             return UpstreamResponse(statusCode: nil, detail: "not sent: the process was held past the send deadline (paused?)")
         } catch {

@@ -44,7 +44,8 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "pdrelay")
         logger.info("starting pdrelay \(RelayVersion.current)", metadata: ["settings": "\(configuration.summary)"])
         do {
-            let services = try await RelayNode.makeServices(configuration: configuration, logger: logger)
+            let services = try await RelayNode.makeServices(
+                configuration: configuration, notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment), logger: logger)
             try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         } catch {
             // One line a supervisor's log shows: the store is locked, a port is taken, a file

@@ -35,9 +35,11 @@ struct ClusterRig {
         return base.filter { !overridden.contains(name($0)) } + extra
     }
 
+    /// `environment` goes to `deploy/local-cluster` (say, a `PDRELAY_WRAP_NODE_3`); the nodes
+    /// in `readyNodes` must be ready before `body` runs.
     static func run(
         withLinkProxies: Bool = false, extraSettings: [String] = [], upstreamReply: MockPagerDuty.Reply = .accept,
-        _ body: (ClusterRig) async throws -> Void
+        environment: [String: String] = [:], readyNodes: [Int] = Array(LocalCluster.nodes), _ body: (ClusterRig) async throws -> Void
     ) async throws {
         let upstream = MockPagerDuty()
         await upstream.setDefaultReply(upstreamReply)
@@ -57,12 +59,12 @@ struct ClusterRig {
         let cluster = try await LocalCluster(
             packageRoot: TestSupport.packageRoot, binary: TestSupport.binDirectory.appendingPathComponent("pdrelay"),
             directory: directory, upstreamURL: await upstream.baseURL, settings: merged(settings, extraSettings),
-            peerProxyBase: withLinkProxies ? proxyBase : nil, basePort: basePort)
+            environment: environment, peerProxyBase: withLinkProxies ? proxyBase : nil, basePort: basePort)
         var nodes: [Int: RelayClient] = [:]
         for node in LocalCluster.nodes { nodes[node] = RelayClient(baseURL: cluster.nodeURL(node), timeoutMilliseconds: 2_000) }
         let rig = ClusterRig(cluster: cluster, upstream: upstream, links: links, nodes: nodes)
         do {
-            try await rig.waitUntilReady(LocalCluster.nodes)
+            try await rig.waitUntilReady(readyNodes)
             try await body(rig)
         } catch {
             rig.dumpLogs()

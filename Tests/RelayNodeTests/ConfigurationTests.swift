@@ -126,6 +126,11 @@ import Testing
         }
     }
 
+    @Test func aSkewBoundAtOrPastThePeerSignatureWindowIsRefused() {
+        let error = message { _ = try RelayConfiguration.load(file: nil, environment: ["PDRELAY_MAX_CLOCK_SKEW_MILLISECONDS": "60000"]) }
+        #expect(error.contains("max_clock_skew_milliseconds must be 100…59999"), "\(error)")
+    }
+
     @Test func noProxyExemptsTheUpstreamHost() throws {
         var configuration = RelayConfiguration()
         configuration.httpsProxy = "http://user:pw@proxy.internal:3128"

@@ -13,6 +13,9 @@ struct PeerAuthenticator: Sendable {
     static let nodeHeader = "X-PDRelay-Node"
     static let timestampHeader = "X-PDRelay-Timestamp"
     static let signatureHeader = "X-PDRelay-Signature"
+    /// On every peer answer, refusals included: the answering node's wall clock, so the sender
+    /// measures the skew even when its own timestamps are refused.
+    static let timeHeader = "X-PDRelay-Time"
     static let maxClockSkewMilliseconds: Int64 = 60_000
 
     private let keyBytes: [UInt8]
@@ -31,24 +34,29 @@ struct PeerAuthenticator: Sendable {
         return Data(mac.finalize()).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// The authenticated sender, or why the request is refused.
+    /// The authenticated sender and its clock's timestamp, or why the request is refused. The
+    /// signature is checked before the timestamp, so a skew reported is the sender's own.
     func verify(
         method: String, path: String, node: String?, timestamp: String?, signature: String?, body: [UInt8], nowMilliseconds: Int64
-    ) -> Result<NodeID, PeerAuthenticationFailure> {
+    ) -> Result<(sender: NodeID, sentAtMilliseconds: Int64), PeerAuthenticationFailure> {
         guard let node, let id = NodeID(node), members.contains(id) else {
             return .failure(.init("missing or unknown \(Self.nodeHeader)"))
         }
-        guard let timestamp, let sentAt = Int64(timestamp), abs(nowMilliseconds - sentAt) <= Self.maxClockSkewMilliseconds else {
-            return .failure(
-                .init("missing \(Self.timestampHeader), or more than \(Self.maxClockSkewMilliseconds) ms from this node's clock"))
-        }
+        guard let timestamp, let sentAt = Int64(timestamp) else { return .failure(.init("missing \(Self.timestampHeader)")) }
         guard let signature, let presented = Self.bytes(hex: signature),
             HMAC<SHA256>.isValidAuthenticationCode(
                 presented, authenticating: Data("\(method) \(path)\n\(id)\n\(sentAt)\n".utf8) + Data(body), using: key)
         else {
             return .failure(.init("bad \(Self.signatureHeader): is cluster_secret the same on every node?"))
         }
-        return .success(id)
+        let skew = sentAt - nowMilliseconds
+        guard abs(skew) <= Self.maxClockSkewMilliseconds else {
+            return .failure(
+                .init(
+                    ClockSkewWatch.describe(.peer(id), skewMilliseconds: skew, bound: Self.maxClockSkewMilliseconds),
+                    clockSkewMilliseconds: skew))
+        }
+        return .success((id, sentAt))
     }
 
     private static func bytes(hex: String) -> [UInt8]? {
@@ -65,5 +73,10 @@ struct PeerAuthenticator: Sendable {
 
 struct PeerAuthenticationFailure: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    /// Set when the request was signed correctly but its timestamp is too far from this clock.
+    let clockSkewMilliseconds: Int64?
+    init(_ description: String, clockSkewMilliseconds: Int64? = nil) {
+        self.description = description
+        self.clockSkewMilliseconds = clockSkewMilliseconds
+    }
 }

@@ -4,12 +4,26 @@ import Hummingbird
 import RelayCore
 import RelayReplication
 
+/// Stamps every peer answer, refusals included, with this node's wall clock
+/// (`PeerAuthenticator.timeHeader`), from which the sender measures the skew between them.
+struct PeerClockMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let environment: NodeEnvironment
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.init(PeerAuthenticator.timeHeader)!] = String(environment.wallClockMilliseconds())
+        return response
+    }
+}
+
 /// The peer listener's API. Every request is authenticated before its body is looked at.
 struct PeerRoutes: Sendable {
     let engine: RelayEngine
     let snapshots: SnapshotReceiver
     let authenticator: PeerAuthenticator
     let limits: RelayStateMachine.Limits
+    let clockSkew: ClockSkewMonitor
     let environment: NodeEnvironment
 
     func register(on router: Router<BasicRequestContext>) {
@@ -91,14 +105,22 @@ struct PeerRoutes: Sendable {
         } catch {
             throw HTTPError(.contentTooLarge, message: "peer request larger than \(limit) bytes")
         }
+        let now = environment.wallClockMilliseconds()
         let verdict = authenticator.verify(
             method: request.method.rawValue, path: path, node: request.headers[.init(PeerAuthenticator.nodeHeader)!],
             timestamp: request.headers[.init(PeerAuthenticator.timestampHeader)!],
-            signature: request.headers[.init(PeerAuthenticator.signatureHeader)!], body: body,
-            nowMilliseconds: environment.wallClockMilliseconds())
+            signature: request.headers[.init(PeerAuthenticator.signatureHeader)!], body: body, nowMilliseconds: now)
         switch verdict {
-        case .success(let sender): return (sender, body)
-        case .failure(let failure): throw HTTPError(.unauthorized, message: "peer authentication failed: \(failure)")
+        case .success(let (sender, sentAt)):
+            clockSkew.recordRequest(from: sender, sentAtMilliseconds: sentAt, receivedAtMilliseconds: now)
+            return (sender, body)
+        case .failure(let failure):
+            if let skew = failure.clockSkewMilliseconds,
+                let sender = request.headers[.init(PeerAuthenticator.nodeHeader)!].flatMap(NodeID.init)
+            {
+                clockSkew.record(.peer(sender), skewMilliseconds: skew)
+            }
+            throw HTTPError(.unauthorized, message: "peer authentication failed: \(failure)")
         }
     }
 }

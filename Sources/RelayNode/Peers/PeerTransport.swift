@@ -15,6 +15,7 @@ struct PeerClient: Sendable {
     let urls: [NodeID: String]
     let selfID: NodeID
     let signer: PeerAuthenticator
+    let clockSkew: ClockSkewMonitor
     let environment: NodeEnvironment
 
     /// A signed POST; the answer's body on 2xx, an error otherwise.
@@ -31,6 +32,10 @@ struct PeerClient: Sendable {
             value: signer.signature(method: "POST", path: path, node: selfID, timestamp: timestamp, body: body))
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await client.execute(request, timeout: .milliseconds(timeoutMilliseconds))
+        if let theirs = response.headers.first(name: PeerAuthenticator.timeHeader).flatMap({ Int64($0) }) {
+            clockSkew.recordAnswer(
+                from: .peer(peer), theirMilliseconds: theirs, sentAt: timestamp, receivedAt: environment.wallClockMilliseconds())
+        }
         let answer = try await response.body.collect(upTo: PeerWire.maxForwardBytes)
         guard (200..<300).contains(response.status.code) else {
             throw PeerRequestFailure("HTTP \(response.status.code): \(String(buffer: answer).prefix(200))")
@@ -80,8 +85,8 @@ final class PeerTransport: Sendable {
     private let batcher: ForwardBatcher
 
     init(
-        configuration: RelayConfiguration, environment: NodeEnvironment, transfers: SnapshotTransfers, metrics: NodeMetrics,
-        logger: Logger
+        configuration: RelayConfiguration, environment: NodeEnvironment, transfers: SnapshotTransfers, clockSkew: ClockSkewMonitor,
+        metrics: NodeMetrics, logger: Logger
     ) throws {
         let members = try configuration.members
         var clientConfiguration = HTTPClient.Configuration(
@@ -94,7 +99,7 @@ final class PeerTransport: Sendable {
             client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration),
             urls: Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.url) }), selfID: configuration.nodeID,
             signer: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
-            environment: environment)
+            clockSkew: clockSkew, environment: environment)
         self.client = client
         var links: [NodeID: PeerLink] = [:]
         let encodings = SnapshotEncodings(newID: environment.seed)
