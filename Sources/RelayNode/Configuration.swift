@@ -10,6 +10,11 @@ import Yams
 public struct RelayConfiguration: Sendable, Equatable {
     public var listenHost = "127.0.0.1"
     public var listenPort = 8081
+    /// An HTTPS listener for clients on `listen_host`, besides the plain one, when set with
+    /// `tls_certificate_file` and `tls_key_file` (mode 0600). SIGHUP reloads both files.
+    public var tlsListenPort: Int?
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
     public var dataDirectory = "pdrelay-data"
     public var upstreamURL = "https://events.pagerduty.com"
     public var upstreamCAFile: String?
@@ -125,6 +130,7 @@ public struct RelayConfiguration: Sendable, Equatable {
         try queue.validate()
         try validateCluster()
         guard (0...65_535).contains(listenPort) else { throw ConfigurationError("listen_port must be between 0 and 65535") }
+        try validateIngestTLS()
         guard (100...ClusterTiming.maxUpstreamTimeoutMilliseconds).contains(upstreamTimeoutMilliseconds) else {
             throw ConfigurationError("upstream_timeout_milliseconds must be between 100 and 300000")
         }
@@ -166,6 +172,21 @@ public struct RelayConfiguration: Sendable, Equatable {
             throw ConfigurationError(
                 "listen_host \(listenHost) is not a loopback address, so the queue API would be open to the network: set admin_token")
         }
+    }
+
+    private func validateIngestTLS() throws(ConfigurationError) {
+        let settings = [tlsListenPort.map(String.init), tlsCertificateFile, tlsKeyFile]
+        guard settings.allSatisfy({ $0 == nil }) || settings.allSatisfy({ $0 != nil }) else {
+            throw ConfigurationError("tls_listen_port, tls_certificate_file and tls_key_file go together: set all three or none")
+        }
+        guard let port = tlsListenPort, let certificate = tlsCertificateFile, let key = tlsKeyFile else { return }
+        guard (0...65_535).contains(port), port == 0 || port != listenPort else {
+            throw ConfigurationError("tls_listen_port must be between 0 and 65535, and not listen_port")
+        }
+        for file in [certificate, key] where !FileManager.default.isReadableFile(atPath: file) {
+            throw ConfigurationError("TLS file \(file) does not exist or cannot be read")
+        }
+        try Self.requireOwnerOnly(key, holding: ["a TLS private key"])
     }
 
     private func validateCluster() throws(ConfigurationError) {
@@ -451,6 +472,9 @@ extension RelayConfiguration {
     static let settings: [Setting] = [
         .string("listen_host", \.listenHost),
         .integer("listen_port", \.listenPort),
+        .optionalInteger("tls_listen_port", \.tlsListenPort),
+        .optional("tls_certificate_file", \.tlsCertificateFile),
+        .optional("tls_key_file", \.tlsKeyFile),
         .string("data_directory", \.dataDirectory),
         .string("upstream_url", \.upstreamURL),
         .optional("upstream_ca_file", \.upstreamCAFile),

@@ -45,7 +45,10 @@ public enum RelayNode {
         var transport: PeerTransport?
         let transfers = SnapshotTransfers()
         var services: [any Service] = []
-        let gate = ListenerGate(listeners: configuration.peerListenAddress == nil ? 1 : 2)
+        let ingestTLS = try configuration.tlsCertificateFile.map { certificate in
+            try IngestTLS(certificateFile: certificate, keyFile: configuration.tlsKeyFile ?? "")
+        }
+        let gate = ListenerGate(listeners: 1 + (configuration.peerListenAddress == nil ? 0 : 1) + (ingestTLS == nil ? 0 : 1))
         if let peerAddress = configuration.peerListenAddress {
             let peers = try PeerTransport(
                 configuration: configuration, environment: environment, transfers: transfers, clockSkew: clockSkew, metrics: metrics,
@@ -116,6 +119,22 @@ public enum RelayNode {
         HeartbeatRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
             .register(on: router)
         services.append(HeartbeatMonitorService(engine: engine, commands: commands, environment: environment, logger: logger))
+        if let ingestTLS, let port = configuration.tlsListenPort {
+            // The same routes over HTTPS; the plain listener stays for health checks on loopback.
+            services.append(
+                Application(
+                    router: router, server: try .tls(.http1(), tlsConfiguration: ingestTLS.serverConfiguration()),
+                    configuration: .init(address: .hostname(configuration.listenHost, port: port), serverName: "pdrelay"),
+                    onServerRunning: { channel in
+                        let port = channel.localAddress?.port ?? port
+                        logger.notice(
+                            "listening for HTTPS",
+                            metadata: ["tls_address": "\(configuration.listenHost):\(port)", "certificate": "\(ingestTLS.servedCertificate)"])
+                        gate.opened()
+                    },
+                    logger: logger))
+            services.append(CertificateReloadService(tls: ingestTLS, logger: logger))
+        }
         services.append(
             Application(
                 router: router,
