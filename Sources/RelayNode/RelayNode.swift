@@ -129,7 +129,9 @@ public enum RelayNode {
                         let port = channel.localAddress?.port ?? port
                         logger.notice(
                             "listening for HTTPS",
-                            metadata: ["tls_address": "\(configuration.listenHost):\(port)", "certificate": "\(ingestTLS.servedCertificate)"])
+                            metadata: [
+                                "tls_address": "\(configuration.listenHost):\(port)", "certificate": "\(ingestTLS.servedCertificate)",
+                            ])
                         gate.opened()
                     },
                     logger: logger))
