@@ -44,6 +44,10 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var maxCommitBatchEvents = 2_048
     /// When set, `/v1/queue` requires `Authorization: Bearer <token>`.
     public var adminToken: String?
+    /// A second admin token accepted during a rotation.
+    public var adminTokenNext: String?
+    /// The admin tokens a request may present.
+    public var adminTokens: [String] { [adminToken, adminTokenNext].compactMap { $0 } }
     /// Routing key (or `*`) to dedup_key template, for triggers sent without a dedup_key
     /// (`DedupKeyTemplate`). Empty: such triggers get a random key.
     public var dedupKeyTemplateTexts: [String: String] = [:]
@@ -70,6 +74,10 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var peerListenPort: Int?
     /// Shared by every node: signs each peer request (HMAC-SHA256).
     public var clusterSecret: String?
+    /// A second secret accepted on peer requests during a rotation; `cluster_secret` still signs.
+    public var clusterSecretNext: String?
+    /// The secrets peer requests are checked against; the first signs.
+    public var clusterSecrets: [String] { [clusterSecret, clusterSecretNext].compactMap { $0 } }
     /// Mutual TLS on the peer links: this node's certificate and key, and the CA that signed
     /// every node's certificate. All three, or none.
     public var peerTLSCertificateFile: String?
@@ -105,7 +113,7 @@ public struct RelayConfiguration: Sendable, Equatable {
     public init() {}
 
     /// Settings whose values are secrets: never logged, and a file holding one must be 0600.
-    static let secretSettings: Set<String> = ["admin_token", "https_proxy", "cluster_secret"]
+    static let secretSettings: Set<String> = ["admin_token", "admin_token_next", "https_proxy", "cluster_secret", "cluster_secret_next"]
 
     /// The timing the cluster core runs with.
     public var timing: ClusterTiming {
@@ -167,6 +175,19 @@ public struct RelayConfiguration: Sendable, Equatable {
         _ = try stateMachineLimits
         if let token = adminToken, token.count < 16 {
             throw ConfigurationError("admin_token must be at least 16 characters")
+        }
+        if let next = adminTokenNext {
+            guard adminToken != nil, next.count >= 16 else {
+                throw ConfigurationError(
+                    "admin_token_next is accepted beside admin_token during a rotation: set admin_token, and 16 characters at least")
+            }
+        }
+        if let next = clusterSecretNext {
+            guard clusterSecret != nil, next.utf8.count >= 32 else {
+                throw ConfigurationError(
+                    "cluster_secret_next is accepted beside cluster_secret during a rotation: set cluster_secret, and 32 characters at least"
+                )
+            }
         }
         if !Self.isLoopback(listenHost), adminToken == nil {
             throw ConfigurationError(
@@ -494,6 +515,7 @@ extension RelayConfiguration {
         .integer("max_event_bytes", \.maxEventBytes),
         .integer("max_commit_batch_events", \.maxCommitBatchEvents),
         .optional("admin_token", \.adminToken),
+        .optional("admin_token_next", \.adminTokenNext),
         .routingKeyMapping("dedup_key_templates", \.dedupKeyTemplateTexts, example: #"{"*": "{source}/{class}"}"#),
         .routingKeyMapping("digests", \.digestTexts, example: #"{"*": "info:600"}"#),
         .string("log_level", \.logLevel),
@@ -504,6 +526,7 @@ extension RelayConfiguration {
         .optional("peer_listen_host", \.peerListenHost),
         .optionalInteger("peer_listen_port", \.peerListenPort),
         .optional("cluster_secret", \.clusterSecret),
+        .optional("cluster_secret_next", \.clusterSecretNext),
         .optional("peer_tls_certificate_file", \.peerTLSCertificateFile),
         .optional("peer_tls_key_file", \.peerTLSKeyFile),
         .optional("peer_tls_ca_file", \.peerTLSCAFile),

@@ -8,7 +8,8 @@ struct HeartbeatRoutes: Sendable {
     let engine: RelayEngine
     let commands: CommandRouter
     let environment: NodeEnvironment
-    let adminToken: String?
+    /// `admin_token`, and `admin_token_next` during a rotation.
+    let adminTokens: [String]
     static let maxBodyBytes = 16 * 1_024
 
     func register(on router: Router<BasicRequestContext>) {
@@ -24,7 +25,7 @@ struct HeartbeatRoutes: Sendable {
                     name: name, routingKey: routingKey, intervalMilliseconds: interval, atMilliseconds: environment.wallClockMilliseconds())
             )
         }
-        let admin = router.group("/v1/heartbeats").add(middleware: AdminTokenMiddleware(token: adminToken))
+        let admin = router.group("/v1/heartbeats").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         admin.get { _, _ in
             try QueueRoutes.encode(HeartbeatList(heartbeats: await engine.heartbeatsToWatch().heartbeats.map(HeartbeatView.init)))
         }

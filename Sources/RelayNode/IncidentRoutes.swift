@@ -7,13 +7,14 @@ import RelayCore
 /// need `admin_token` when one is set, like the queue API.
 struct IncidentRoutes: Sendable {
     let engine: RelayEngine
-    let adminToken: String?
+    /// `admin_token`, and `admin_token_next` during a rotation.
+    let adminTokens: [String]
     static let defaultListLimit = 100
     static let maxListLimit = 1_000
     static let knownListParameters: Set<String> = ["state", "routing_key", "source", "limit", "cursor"]
 
     func register(on router: Router<BasicRequestContext>) {
-        let incidents = router.group("/v1/incidents").add(middleware: AdminTokenMiddleware(token: adminToken))
+        let incidents = router.group("/v1/incidents").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         incidents.get { request, _ in
             let query = request.uri.queryParameters
             try Self.refuseUnknown(query, known: Self.knownListParameters)

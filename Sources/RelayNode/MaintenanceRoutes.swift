@@ -8,12 +8,13 @@ struct MaintenanceRoutes: Sendable {
     let engine: RelayEngine
     let commands: CommandRouter
     let environment: NodeEnvironment
-    let adminToken: String?
+    /// `admin_token`, and `admin_token_next` during a rotation.
+    let adminTokens: [String]
     static let maxBodyBytes = 64 * 1_024
     static let specFields: Set<String> = ["start", "end", "duration_minutes", "routing_keys", "source_pattern", "reason", "hold"]
 
     func register(on router: Router<BasicRequestContext>) {
-        let windows = router.group("/v1/maintenance-windows").add(middleware: AdminTokenMiddleware(token: adminToken))
+        let windows = router.group("/v1/maintenance-windows").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         windows.get { _, _ in
             try QueueRoutes.encode(
                 MaintenanceWindowList(windows: await engine.maintenanceWindows(atWallClock: environment.wallClockMilliseconds())))

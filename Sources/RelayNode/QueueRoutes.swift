@@ -9,11 +9,12 @@ import RelayCore
 struct QueueRoutes: Sendable {
     let engine: RelayEngine
     let commands: CommandRouter
-    let adminToken: String?
+    /// `admin_token`, and `admin_token_next` during a rotation.
+    let adminTokens: [String]
     static let maxListLimit = 10_000
 
     func register(on router: Router<BasicRequestContext>) {
-        let queue = router.group("/v1/queue").add(middleware: AdminTokenMiddleware(token: adminToken))
+        let queue = router.group("/v1/queue").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         queue.get("/status") { _, _ in try Self.encode(await engine.status()) }
         queue.get("/events") { request, _ in
             let filter = try Self.filter(request.uri.queryParameters)
@@ -77,13 +78,16 @@ struct QueueRoutes: Sendable {
 /// `admin_token` configured, none can be authorised, so an operator action is never open to
 /// whoever can reach the port. Reads need it when one is configured (a node without one listens
 /// only on loopback, which `RelayConfiguration.validate` enforces).
+///
+/// During a rotation two tokens are accepted (`admin_token_next`), so clients can move to the new
+/// one before the old one is dropped.
 struct AdminTokenMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
-    let token: String?
+    let tokens: [String]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let changesState = ![.get, .head].contains(request.method)
-        guard let token else {
+        guard !tokens.isEmpty else {
             guard !changesState else {
                 throw HTTPError(
                     .unauthorized,
@@ -94,7 +98,8 @@ struct AdminTokenMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         let presented = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
-        guard Self.sameSecret(presented, token) else {
+        // Every token is compared, so the time taken does not say which one matched.
+        guard tokens.map({ Self.sameSecret(presented, $0) }).contains(true) else {
             throw HTTPError(.unauthorized, message: "The queue API needs Authorization: Bearer <admin_token>")
         }
         return try await next(request, context)

@@ -63,7 +63,7 @@ public enum RelayNode {
                 snapshots: SnapshotReceiver(
                     engine: engine, selfID: configuration.nodeID, limits: machineLimits,
                     dataDirectory: configuration.dataDirectory, transfers: transfers, environment: environment, logger: logger),
-                authenticator: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
+                authenticator: PeerAuthenticator(secrets: configuration.clusterSecrets, members: Set(members.map(\.id))),
                 limits: machineLimits, clockSkew: clockSkew, environment: environment
             ).register(on: router)
             var server = HTTPServerBuilder.http1()
@@ -111,12 +111,12 @@ public enum RelayNode {
             engine: engine, metrics: metrics, readiness: readiness, members: members, transfers: transfers, clockSkew: clockSkew
         )
         .register(on: router)
-        QueueRoutes(engine: engine, commands: commands, adminToken: configuration.adminToken).register(on: router)
-        IncidentRoutes(engine: engine, adminToken: configuration.adminToken).register(on: router)
-        MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
+        QueueRoutes(engine: engine, commands: commands, adminTokens: configuration.adminTokens).register(on: router)
+        IncidentRoutes(engine: engine, adminTokens: configuration.adminTokens).register(on: router)
+        MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminTokens: configuration.adminTokens)
             .register(on: router)
         services.append(TimedReleaseService(engine: engine, commands: commands, environment: environment, logger: logger))
-        HeartbeatRoutes(engine: engine, commands: commands, environment: environment, adminToken: configuration.adminToken)
+        HeartbeatRoutes(engine: engine, commands: commands, environment: environment, adminTokens: configuration.adminTokens)
             .register(on: router)
         services.append(HeartbeatMonitorService(engine: engine, commands: commands, environment: environment, logger: logger))
         if let ingestTLS, let port = configuration.tlsListenPort {

@@ -44,6 +44,33 @@ import Testing
         }
     }
 
+    /// A rotation: a node given `cluster_secret_next` accepts requests signed with either secret,
+    /// and still signs with `cluster_secret`; one without it refuses the new secret.
+    @Test func duringARotationBothSecretsAreAcceptedAndTheCurrentOneSigns() async throws {
+        let next = "fedcba9876543210fedcba9876543210-next"
+        let peerPort = PeerTestSupport.peerPort()
+        try await TestNode.run(configure: {
+            PeerTestSupport.loneMember(&$0, peerPort: peerPort, secret: Self.secret)
+            $0.clusterSecretNext = next
+        }) { (node: TestNode) async throws in
+            #expect(try await post(peerPort, secret: next) == 204, "signed with cluster_secret_next")
+            #expect(try await post(peerPort, secret: Self.secret) == 204, "signed with cluster_secret")
+            #expect(try await post(peerPort, secret: "another-secret-another-secret-0000") == 401)
+        }
+        let rotated = PeerAuthenticator(secrets: [Self.secret, next], members: [1, 2])
+        let signature = rotated.signature(method: "POST", path: "/p", node: 2, timestamp: 7, body: [1])
+        let oldOnly = PeerAuthenticator(secrets: [Self.secret], members: [1, 2])
+        #expect(
+            (try? oldOnly.verify(method: "POST", path: "/p", node: "2", timestamp: "7", signature: signature, body: [1], nowMilliseconds: 7)
+                .get())?
+                .sender == 2, "a node mid-rotation still signs with cluster_secret")
+        let newOnly = PeerAuthenticator(secrets: [next], members: [1, 2])
+        #expect(
+            (try? newOnly.verify(method: "POST", path: "/p", node: "2", timestamp: "7", signature: signature, body: [1], nowMilliseconds: 7)
+                .get())
+                == nil)
+    }
+
     /// A request signed by the documented scheme, written out here rather than taken from
     /// `PeerAuthenticator`: HMAC-SHA256 under SHA-256(cluster_secret), over
     /// "METHOD path\nnode\ntimestamp\n" and then the body, in lowercase hex.

@@ -42,7 +42,7 @@ enum PeerTestSupport {
             request.headers.add(name: PeerAuthenticator.timestampHeader, value: String(timestamp))
             request.headers.add(
                 name: PeerAuthenticator.signatureHeader,
-                value: PeerAuthenticator(secret: secret, members: [1, 2, 3]).signature(
+                value: PeerAuthenticator(secrets: [secret], members: [1, 2, 3]).signature(
                     method: "POST", path: PeerWire.messagesPath, node: Int(node) ?? 0, timestamp: timestamp, body: body))
         }
         request.body = .bytes(ByteBuffer(bytes: body))

@@ -18,12 +18,14 @@ struct PeerAuthenticator: Sendable {
     static let timeHeader = "X-PDRelay-Time"
     static let maxClockSkewMilliseconds: Int64 = 60_000
 
-    private let keyBytes: [UInt8]
-    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    /// The first signs; any verifies. During a rotation `cluster_secret_next` is the second
+    /// (docs/operations.md, "Rotating secrets"): every node accepts both before any signs with the new one.
+    private let keys: [[UInt8]]
+    private var key: SymmetricKey { SymmetricKey(data: keys[0]) }
     private let members: Set<NodeID>
 
-    init(secret: String, members: Set<NodeID>) {
-        keyBytes = Array(SHA256.hash(data: Data(secret.utf8)))
+    init(secrets: [String], members: Set<NodeID>) {
+        keys = (secrets.isEmpty ? [""] : secrets).map { Array(SHA256.hash(data: Data($0.utf8))) }
         self.members = members
     }
 
@@ -43,9 +45,11 @@ struct PeerAuthenticator: Sendable {
             return .failure(.init("missing or unknown \(Self.nodeHeader)"))
         }
         guard let timestamp, let sentAt = Int64(timestamp) else { return .failure(.init("missing \(Self.timestampHeader)")) }
+        let signed = Data("\(method) \(path)\n\(id)\n\(sentAt)\n".utf8) + Data(body)
         guard let signature, let presented = Self.bytes(hex: signature),
-            HMAC<SHA256>.isValidAuthenticationCode(
-                presented, authenticating: Data("\(method) \(path)\n\(id)\n\(sentAt)\n".utf8) + Data(body), using: key)
+            keys.contains(where: {
+                HMAC<SHA256>.isValidAuthenticationCode(presented, authenticating: signed, using: SymmetricKey(data: $0))
+            })
         else {
             return .failure(.init("bad \(Self.signatureHeader): is cluster_secret the same on every node?"))
         }

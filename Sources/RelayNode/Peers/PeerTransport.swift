@@ -98,7 +98,7 @@ final class PeerTransport: Sendable {
         let client = PeerClient(
             client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration),
             urls: Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.url) }), selfID: configuration.nodeID,
-            signer: PeerAuthenticator(secret: configuration.clusterSecret ?? "", members: Set(members.map(\.id))),
+            signer: PeerAuthenticator(secrets: configuration.clusterSecrets, members: Set(members.map(\.id))),
             clockSkew: clockSkew, environment: environment)
         self.client = client
         var links: [NodeID: PeerLink] = [:]
