@@ -1,5 +1,6 @@
 import ClusterCore
 import Metrics
+import NIOConcurrencyHelpers
 import Prometheus
 import RelayCore
 
@@ -8,6 +9,8 @@ import RelayCore
 final class NodeMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
+    /// The last ten minutes of deliveries, for `/v1/status`.
+    let recent = NIOLockedValueBox(RecentActivity())
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -28,7 +31,11 @@ final class NodeMetrics: Sendable {
         Counter(label: "pdrelay_events_rejected_total", dimensions: [("reason", reason)], factory: factory).increment()
     }
 
-    func attempt(_ outcome: AttemptRecord.Outcome, statusCode: Int?, latencyMilliseconds: Int64) {
+    /// `problem`: what went wrong, in the words of the log line, for the recent problems.
+    func attempt(_ attempt: AttemptRecord, latencyMilliseconds: Int64, problem: String?) {
+        let outcome = attempt.outcome
+        let statusCode = attempt.statusCode
+        recent.withLockedValue { $0.record(attempt, latencyMilliseconds: latencyMilliseconds, problem: problem) }
         let name =
             switch outcome {
             case .delivered: "pdrelay_events_delivered_total"

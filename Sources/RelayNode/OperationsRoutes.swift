@@ -33,13 +33,7 @@ struct OperationsRoutes: Sendable {
         // clients reach the leader directly (no forward hop), and a frozen leader, which
         // answers nothing, leaves the pool within a few checks.
         router.get("/readyz/leader") { _, _ in await readiness(asLeader: true) }
-        router.get("/v1/cluster") { _, _ in
-            JSONResponses.json(
-                .ok,
-                Self.describe(
-                    await engine.clusterView(), members: members, maxLag: readiness.readinessMaxLagEntries, transfers: transfers,
-                    clockSkew: clockSkew))
-        }
+        router.get("/v1/cluster") { _, _ in JSONResponses.json(.ok, await clusterDescription()) }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -49,6 +43,13 @@ struct OperationsRoutes: Sendable {
 }
 
 extension OperationsRoutes {
+    /// `/v1/cluster`'s answer, which `/v1/status` includes.
+    func clusterDescription() async -> JSONValue {
+        Self.describe(
+            await engine.clusterView(), members: members, maxLag: readiness.readinessMaxLagEntries, transfers: transfers,
+            clockSkew: clockSkew)
+    }
+
     private func readiness(asLeader: Bool) async -> Response {
         let problems = await readiness.problems(asLeader: asLeader)
         return problems.isEmpty

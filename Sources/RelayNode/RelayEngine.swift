@@ -212,9 +212,9 @@ public actor RelayEngine {
                     "hold_ms": "\(holdMilliseconds)",
                 ])
         case .attempt(let attempt, let event, let term):
-            log(attempt, of: event, term: term)
-            metrics.attempt(
-                attempt.outcome, statusCode: attempt.statusCode, latencyMilliseconds: attempt.atMilliseconds - event.receivedAtMilliseconds)
+            let problem = attempt.outcome == .delivered ? nil : Self.problem(attempt, routingKey: event.key.routingKey)
+            log(attempt, of: event, term: term, problem: problem)
+            metrics.attempt(attempt, latencyMilliseconds: attempt.atMilliseconds - event.receivedAtMilliseconds, problem: problem)
         case .committed(let entries, let durationMilliseconds):
             metrics.commit(batchSize: entries, durationMilliseconds: durationMilliseconds)
         case .catchingUp(let applied, let leaderCommit, let behind, let voting):
@@ -240,7 +240,7 @@ public actor RelayEngine {
         }
     }
 
-    private func log(_ attempt: AttemptRecord, of event: QueuedEvent, term: Term) {
+    private func log(_ attempt: AttemptRecord, of event: QueuedEvent, term: Term, problem: String?) {
         let metadata: Logger.Metadata = [
             "event": "\(event.number)", "key": "\(event.key)", "action": "\(event.action.rawValue)",
             "attempt": "\(event.attempts + 1)", "status": "\(attempt.statusCode.map(String.init) ?? "none")",

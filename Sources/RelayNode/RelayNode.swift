@@ -107,10 +107,11 @@ public enum RelayNode {
         let readiness = Readiness(
             engine: engine, members: members, readinessMaxLagEntries: configuration.readinessMaxLagEntries,
             queueHighWaterEvents: configuration.queueHighWaterEvents)
-        OperationsRoutes(
-            engine: engine, metrics: metrics, readiness: readiness, members: members, transfers: transfers, clockSkew: clockSkew
-        )
-        .register(on: router)
+        let operations = OperationsRoutes(
+            engine: engine, metrics: metrics, readiness: readiness, members: members, transfers: transfers, clockSkew: clockSkew)
+        operations.register(on: router)
+        StatusRoutes(operations: operations, engine: engine, metrics: metrics, readiness: readiness, environment: environment)
+            .register(on: router)
         QueueRoutes(engine: engine, commands: commands, adminTokens: configuration.adminTokens).register(on: router)
         IncidentRoutes(engine: engine, adminTokens: configuration.adminTokens).register(on: router)
         MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminTokens: configuration.adminTokens)

@@ -13,10 +13,8 @@ import Testing
     @Test func aNodeAnHourAheadIsNamedOnBothSidesWhileTheOtherTwoServe() async throws {
         try #require(
             FileManager.default.fileExists(atPath: Self.libfaketime), "libfaketime is missing: run scripts/install-system-packages")
-        // The wrapper loads libfaketime first and starts pdrelay as its child: a Swift binary that
-        // is itself the first to load it loses its arguments (docs of this machine).
-        let wrapper = "env LD_PRELOAD=\(Self.libfaketime) FAKETIME=+1h FAKETIME_DONT_FAKE_MONOTONIC=1 timeout 3600"
-        try await ClusterRig.run(environment: ["PDRELAY_WRAP_NODE_3": wrapper], readyNodes: [1, 2]) { rig in
+        let skewed = "LD_PRELOAD=\(Self.libfaketime) FAKETIME=+1h FAKETIME_DONT_FAKE_MONOTONIC=1"
+        try await ClusterRig.run(environment: ["PDRELAY_ENV_NODE_3": skewed], readyNodes: [1, 2]) { rig in
             let stream = EventStream(url: rig.cluster.loadBalancerURL, clients: 2)
             try await ClusterRig.trafficFlows(stream)
 
@@ -52,6 +50,10 @@ import Testing
             let audit = await rig.audit(outcome)
             #expect(audit.lost.isEmpty, "\(audit)")
             #expect(audit.orderViolations.isEmpty, "\(audit)")
+            // The pid file names the skewed node itself (not a wrapper): stopping the cluster stops it.
+            let pid = try #require(rig.cluster.pid(3))
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            #expect(command.contains("pdrelay"), "node 3's pid file names \(command)")
             print("clock skew: \(outcome.acknowledged.count) acknowledged, \(outcome.failedAttempts) retried answers; \(audit)")
         }
     }

@@ -35,7 +35,7 @@ struct ClusterRig {
         return base.filter { !overridden.contains(name($0)) } + extra
     }
 
-    /// `environment` goes to `deploy/local-cluster` (say, a `PDRELAY_WRAP_NODE_3`); the nodes
+    /// `environment` goes to `deploy/local-cluster` (say, a `PDRELAY_ENV_NODE_3`); the nodes
     /// in `readyNodes` must be ready before `body` runs.
     static func run(
         withLinkProxies: Bool = false, extraSettings: [String] = [], upstreamReply: MockPagerDuty.Reply = .accept,
