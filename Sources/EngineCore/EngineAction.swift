@@ -49,6 +49,9 @@ public enum EngineNotice: Sendable {
     case frozen(gapMilliseconds: Int64)
     case storeFailed(String)
     case handedOver(term: Term)
+    /// An operator's handover is over: this node follows, or still leads when no follower could
+    /// take over before its deadline.
+    case handOverEnded(stillLeader: Bool, term: Term)
     case newCluster
     case replacementNode
 }

@@ -96,6 +96,9 @@ public struct EngineStateMachine: Sendable {
     private var appliedThrough: LogIndex
     private var deliveries: [UInt64: Delivery] = [:]
     private var drain: Drain?
+    /// The drain is an operator's handover (`startHandOver`), not a shutdown: once it is over
+    /// the node goes on, as a follower, or as the leader still when no follower could take over.
+    private var drainIsHandOverOnly = false
     private var lastRole: Role
     /// Lost its disk (or is a fresh node that may be a replacement) and must not vote until
     /// caught up.
@@ -254,6 +257,8 @@ public struct EngineStateMachine: Sendable {
     /// leadership to an up-to-date follower so the cluster does not wait out an election
     /// timeout; then make the tables current. `drained` says when it is over.
     public mutating func startDrain(now: Int64) -> [EngineAction] {
+        // A shutdown during a handover finishes the handover's drain and then stops.
+        drainIsHandOverOnly = false
         if drain == nil {
             // Committing the last outcomes needs a majority, which may be gone (the last node of
             // a cluster stopping): wait for that only so long.
@@ -262,6 +267,20 @@ public struct EngineStateMachine: Sendable {
         }
         settle(now: now)
         return takeActions()
+    }
+
+    /// An operator's handover (`pdrelay drill`, `POST /v1/cluster/handover`): the shutdown's
+    /// first two steps without the shutdown. Deliveries in flight end and no new one starts, so
+    /// the successor inherits no request whose outcome is unknown; then leadership goes to an
+    /// up-to-date follower. False (and nothing changes) unless this node leads a cluster and is
+    /// neither draining nor failed.
+    public mutating func startHandOver(now: Int64) -> (started: Bool, actions: [EngineAction]) {
+        guard raft.role == .leader, raft.members.count > 1, drain == nil, storeFailure == nil else { return (false, takeActions()) }
+        let timing = settings.timing
+        drain = .deliveries(deadline: now + timing.upstreamTimeoutMilliseconds + 2 * timing.minimumElectionTimeoutMilliseconds)
+        drainIsHandOverOnly = true
+        settle(now: now)
+        return (true, takeActions())
     }
 
     /// A fresh node of a cluster has heard whether the cluster is new (enough peers are fresh
@@ -726,6 +745,12 @@ public struct EngineStateMachine: Sendable {
             if unwrittenApplied != nil { flushRequested = true }
             pump(now: now)
             guard storeFailure != nil || (write == nil && readies.isEmpty && unwrittenApplied == nil && pendingSteps.isEmpty) else {
+                return
+            }
+            if drainIsHandOverOnly {
+                drainIsHandOverOnly = false
+                drain = nil
+                emit(.notice(.handOverEnded(stillLeader: raft.role == .leader, term: raft.term)))
                 return
             }
             drain = .done

@@ -221,6 +221,9 @@ extension ByteWriter {
         case .flushDigests(let time):
             bytes.append(14)
             write(time)
+        case .recordDrill(let drill):
+            bytes.append(15)
+            write(drill)
         }
     }
 
@@ -340,6 +343,13 @@ extension ByteWriter {
         case .digestsFlushed(let count):
             bytes.append(21)
             write(count)
+        case .drillRecorded(let drill):
+            bytes.append(22)
+            write(drill)
+        case .drillRefused(let error):
+            bytes.append(23)
+            write(error.kind.rawValue)
+            write(error.description)
         }
     }
 
@@ -472,6 +482,7 @@ extension ByteReader {
         case 12: return .deleteHeartbeat(name: try readString(), atMilliseconds: try readInt64())
         case 13: return .heartbeatMissed(name: try readString(), checkIns: try readUInt64(), atMilliseconds: try readInt64())
         case 14: return .flushDigests(atMilliseconds: try readInt64())
+        case 15: return .recordDrill(try readDrill())
         case let tag: throw DecodingFailure("unknown command tag \(tag)")
         }
     }
@@ -504,6 +515,10 @@ extension ByteReader {
         case 19: return .heartbeatDeleted(try readHeartbeat())
         case 20: return .digested(dedupKey: try readString())
         case 21: return .digestsFlushed(count: try readInt())
+        case 22: return .drillRecorded(try readDrill())
+        case 23:
+            let kind = try read(OperatorError.Kind.self)
+            return .drillRefused(OperatorError(try readString(), kind: kind))
         case let tag: throw DecodingFailure("unknown result tag \(tag)")
         }
     }

@@ -76,6 +76,8 @@ public enum RelayCommand: Sendable, Equatable {
     case heartbeatMissed(name: String, checkIns: UInt64, atMilliseconds: Int64)
     /// The leader's: digests whose interval has passed by then go out, one event each.
     case flushDigests(atMilliseconds: Int64)
+    /// Operator (`pdrelay drill`): what a failover rehearsal measured; its id is assigned here.
+    case recordDrill(DrillRecord)
 }
 
 public enum CommandResult: Sendable, Equatable {
@@ -105,6 +107,8 @@ public enum CommandResult: Sendable, Equatable {
     /// A low-priority trigger, counted in its routing key's next digest.
     case digested(dedupKey: String)
     case digestsFlushed(count: Int)
+    case drillRecorded(DrillRecord)
+    case drillRefused(OperatorError)
     /// The queue is at its limit; nothing was queued and the client must retry later.
     case queueFull
     case attemptRecorded
@@ -137,4 +141,6 @@ public enum StoreMutation: Sendable, Equatable {
     case deleteHeartbeat(String)
     case putDigest(Digest)
     case deleteDigest(routingKey: String)
+    case putDrill(DrillRecord)
+    case deleteDrill(id: UInt64)
 }

@@ -11,13 +11,16 @@ extension RelayStateMachine {
         public var nextWindowID: UInt64
         public var heartbeats: [Heartbeat]
         public var digests: [Digest]
+        /// Oldest first.
+        public var drills: [DrillRecord]
 
         public init(
             events: [QueuedEvent] = [], dedupEntries: [DedupEntry] = [], nextEventNumber: UInt64 = 1, intents: [DeliveryIntent] = [],
             folders: [IncidentFolder] = [], windows: [MaintenanceWindow] = [], held: [HeldEvent] = [], nextWindowID: UInt64 = 1,
-            heartbeats: [Heartbeat] = [], digests: [Digest] = []
+            heartbeats: [Heartbeat] = [], digests: [Digest] = [], drills: [DrillRecord] = []
         ) {
             self.digests = digests
+            self.drills = drills
             self.heartbeats = heartbeats
             self.windows = windows
             self.held = held

@@ -103,6 +103,8 @@ public struct RelayStateMachine: Sendable {
     private var heartbeats: [String: Heartbeat] = [:]
     /// Per routing key, the low-priority triggers waiting for its next digest.
     private var digests: [String: Digest] = [:]
+    /// The newest failover rehearsals, oldest first, at most `DrillRecord.maxDrills`.
+    public private(set) var drills: [DrillRecord] = []
 
     public init(limits: Limits) {
         self.limits = limits
@@ -123,6 +125,9 @@ public struct RelayStateMachine: Sendable {
             precondition(digests[digest.routingKey] == nil, "two digests for one routing key")
             digests[digest.routingKey] = digest
         }
+        precondition(contents.drills.count <= DrillRecord.maxDrills, "more than \(DrillRecord.maxDrills) drills")
+        precondition(zip(contents.drills, contents.drills.dropFirst()).allSatisfy { $0.id < $1.id }, "drills out of order")
+        drills = contents.drills
     }
 
     public init(
@@ -222,7 +227,7 @@ public struct RelayStateMachine: Sendable {
             nextEventNumber: nextEventNumber, intents: intents.values.sorted { $0.eventNumber < $1.eventNumber },
             folders: folders.values.sorted { $0.sequence < $1.sequence }, windows: maintenance.sortedWindows,
             held: maintenance.allHeld, nextWindowID: maintenance.nextWindowID, heartbeats: sortedHeartbeats,
-            digests: digests.values.sorted { $0.routingKey < $1.routingKey })
+            digests: digests.values.sorted { $0.routingKey < $1.routingKey }, drills: drills)
     }
 
     public var sortedHeartbeats: [Heartbeat] { heartbeats.values.sorted { $0.name < $1.name } }
@@ -282,6 +287,15 @@ public struct RelayStateMachine: Sendable {
             return .heartbeatDeleted(heartbeat)
         case .flushDigests(let time):
             return .digestsFlushed(count: flushDueDigests(at: time, effects: &effects))
+        case .recordDrill(var drill):
+            if let refusal = drill.refusal { return .drillRefused(OperatorError(refusal)) }
+            drill.id = (drills.last?.id ?? 0) + 1
+            drills.append(drill)
+            effects.mutations.append(.putDrill(drill))
+            if drills.count > DrillRecord.maxDrills {
+                effects.mutations.append(.deleteDrill(id: drills.removeFirst().id))
+            }
+            return .drillRecorded(drill)
         case .heartbeatMissed(let name, let checkIns, let time):
             guard var heartbeat = heartbeats[name], heartbeat.checkIns == checkIns, !heartbeat.alarmed else {
                 return .heartbeatRefused(OperatorError("heartbeat \(name) checked in, or its alarm is already open", kind: .conflict))

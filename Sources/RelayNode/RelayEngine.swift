@@ -120,6 +120,13 @@ public actor RelayEngine {
         execute(core.diskDecided(clusterIsNew: clusterIsNew, seed: environment.seed(), now: environment.monotonicMilliseconds()))
     }
 
+    /// An operator's handover; false when this node does not lead a cluster (or is draining).
+    func handOver() -> Bool {
+        let (started, actions) = core.startHandOver(now: environment.monotonicMilliseconds())
+        execute(actions)
+        return started
+    }
+
     /// Graceful shutdown: the core lets deliveries in flight end (so their outcomes are
     /// committed), hands leadership over if leading, and makes the tables current. What is left
     /// stays pending, on disk and on the other nodes.
@@ -232,7 +239,13 @@ public actor RelayEngine {
         case .storeFailed(let reason):
             logger.critical("the store failed; refusing all further work until restarted", metadata: ["error": "\(reason)"])
         case .handedOver(let term):
-            logger.notice("handed leadership over for shutdown", metadata: ["term": "\(term)"])
+            logger.notice("handed leadership over", metadata: ["term": "\(term)"])
+        case .handOverEnded(let stillLeader, let term):
+            if stillLeader {
+                logger.warning("handover failed: no follower caught up in time; still leading", metadata: ["term": "\(term)"])
+            } else {
+                logger.notice("handover finished; following", metadata: ["term": "\(term)"])
+            }
         case .newCluster:
             logger.notice("a new cluster: starting with an empty log")
         case .replacementNode:
@@ -273,6 +286,8 @@ public actor RelayEngine {
     // MARK: queries
 
     var queuedCount: Int { core.raft.machine.queuedCount }
+    /// The failover rehearsals kept in the replicated state, oldest first.
+    var drills: [DrillRecord] { core.raft.machine.drills }
 
     func probeStore() async -> String? {
         if let storeFailure = core.storeFailure { return storeFailure }

@@ -116,6 +116,7 @@ public enum RelayNode {
         IncidentRoutes(engine: engine, adminTokens: configuration.adminTokens).register(on: router)
         MaintenanceRoutes(engine: engine, commands: commands, environment: environment, adminTokens: configuration.adminTokens)
             .register(on: router)
+        DrillRoutes(engine: engine, commands: commands, adminTokens: configuration.adminTokens).register(on: router)
         services.append(TimedReleaseService(engine: engine, commands: commands, environment: environment, logger: logger))
         HeartbeatRoutes(engine: engine, commands: commands, environment: environment, adminTokens: configuration.adminTokens)
             .register(on: router)

@@ -35,6 +35,7 @@ enum StatusPage {
         <div class="card"><h2>Open incidents</h2><table id="incidents"></table></div>
         <div class="card"><h2>Maintenance windows</h2><table id="windows"></table></div>
         </div>
+        <h2>Failover drills</h2><table id="drills"></table>
         <script>
         "use strict";
         const $ = id => document.getElementById(id);
@@ -92,6 +93,10 @@ enum StatusPage {
               q.routing_keys.map(k => [esc(k.routing_key), esc(k.pending), esc(k.dead)])));
             chart(s.deliveries.series);
             rows("answers", ["status", "answers"], Object.entries(s.deliveries.upstream_answers).sort().map(([k, v]) => [esc(k), esc(v)]));
+            rows("drills", ["#", "at", "kind", "leader", "accepted after", "delivered after", "canaries", "result"], s.drills.map(d => [
+              esc(d.id), esc(when(d.started_at_ms)), d.hard ? "kill -9" : "handover", esc(d.from_leader) + " &rarr; " + (d.to_leader || "none"),
+              esc(d.accepted_after_ms) + " ms", esc(d.delivered_after_ms) + " ms", esc(d.delivered) + "/" + esc(d.canaries) + (d.in_order ? " in order" : " <b>out of order</b>"),
+              (d.passed ? "<span class=ok>pass</span>" : "<span class=bad>fail</span>") + " (objective " + esc(d.objective_ms) + " ms) " + esc(d.note)]));
             rows("recent", ["at", "problem"], s.recent_problems.map(p => [esc(when(p.at_ms)), "<code>" + esc(p.text) + "</code>"]));
           } catch (e) { $("error").textContent = "Cannot read /v1/status: " + e; }
           admin("/v1/queue/events?state=dead&limit=20", "dead", ["event", "routing key", "dedup key", "last error"],

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import RelayCore
 
@@ -35,6 +36,8 @@ struct StatusRoutes: Sendable {
         for bucket in series { answers.merge(bucket.answers, uniquingKeysWith: +) }
         return .object([
             "version": .string(RelayVersion.current),
+            // For `pdrelay drill --hard`, run on this host: the process to kill.
+            "pid": .integer(Int64(ProcessInfo.processInfo.processIdentifier)),
             "now_ms": .integer(now),
             "ready": .bool(problems.isEmpty),
             "readiness_problems": .array(problems.map(JSONValue.string)),
@@ -62,6 +65,17 @@ struct StatusRoutes: Sendable {
                     }),
                 "upstream_answers": .object(answers.mapValues { .integer(Int64($0)) }),
             ]),
+            "drills": .array(
+                await engine.drills.suffix(10).reversed().map { drill in
+                    .object([
+                        "id": .integer(Int64(drill.id)), "started_at_ms": .integer(drill.startedAtMilliseconds), "hard": .bool(drill.hard),
+                        "from_leader": .integer(Int64(drill.fromLeader)), "to_leader": .integer(Int64(drill.toLeader)),
+                        "accepted_after_ms": .integer(drill.acceptedAfterMilliseconds),
+                        "delivered_after_ms": .integer(drill.deliveredAfterMilliseconds), "canaries": .integer(Int64(drill.canaries)),
+                        "delivered": .integer(Int64(drill.delivered)), "in_order": .bool(drill.inOrder),
+                        "objective_ms": .integer(drill.objectiveMilliseconds), "passed": .bool(drill.passed), "note": .string(drill.note),
+                    ])
+                }),
             "recent_problems": .array(
                 recentProblems.reversed().map { .object(["at_ms": .integer($0.atMilliseconds), "text": .string($0.text)]) }),
         ])

@@ -123,6 +123,7 @@ public enum MessageCodec {
         writer.write(list: contents.held) { $0.write($1) }
         writer.write(list: contents.heartbeats) { $0.write($1) }
         writer.write(list: contents.digests) { $0.write($1) }
+        writer.write(list: contents.drills) { $0.write($1) }
     }
 
     private static func readSnapshot(from reader: inout ByteReader, limits: RelayStateMachine.Limits) throws(DecodingFailure)
@@ -140,6 +141,10 @@ public enum MessageCodec {
         let held = try reader.readList { (reader) throws(DecodingFailure) in try reader.readHeldEvent() }
         let heartbeats = try reader.readList { (reader) throws(DecodingFailure) in try reader.readHeartbeat() }
         let digests = try reader.readList { (reader) throws(DecodingFailure) in try reader.readDigest() }
+        let drills = try reader.readList { (reader) throws(DecodingFailure) in try reader.readDrill() }
+        guard drills.count <= DrillRecord.maxDrills, zip(drills, drills.dropFirst()).allSatisfy({ $0.id < $1.id }) else {
+            throw DecodingFailure("a snapshot's drills are too many or out of order")
+        }
         guard Set(digests.map(\.routingKey)).count == digests.count else {
             throw DecodingFailure("a snapshot has two digests for a routing key")
         }
@@ -152,7 +157,8 @@ public enum MessageCodec {
             limits: limits,
             contents: .init(
                 events: events, dedupEntries: dedup, nextEventNumber: nextEventNumber, intents: intents, folders: folders,
-                windows: windows, held: held, nextWindowID: nextWindowID, heartbeats: heartbeats, digests: digests))
+                windows: windows, held: held, nextWindowID: nextWindowID, heartbeats: heartbeats, digests: digests,
+                drills: drills))
         return Snapshot(index: index, term: snapshotTerm, machine: machine)
     }
 

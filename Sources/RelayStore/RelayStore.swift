@@ -19,7 +19,8 @@ public final class RelayStore: @unchecked Sendable {
     /// 4 added incident folders (`incidents`), maintenance windows (`windows`) and the events
     /// they hold (`held`), heartbeats (`heartbeats`) and pending digests (`digests`); an older
     /// store starts with none.
-    static let schemaVersion: Int64 = 4
+    /// 5 added failover rehearsals (`drills`).
+    static let schemaVersion: Int64 = 5
 
     public let path: String
     private let queue = DispatchQueue(label: "pdrelay.store")
@@ -76,11 +77,12 @@ public final class RelayStore: @unchecked Sendable {
             let held: [HeldEvent] = try Self.blobs(s.selectHeld)
             let heartbeats: [Heartbeat] = try Self.blobs(s.selectHeartbeats)
             let digests: [Digest] = try Self.blobs(s.selectDigests)
+            let drills: [DrillRecord] = try Self.blobs(s.selectDrills)
             let next = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_event_number'") ?? 1
             let nextWindow = try store.connection.scalar("SELECT value FROM meta WHERE name = 'next_window_id'") ?? 1
             return Contents(
                 events: events, dedupEntries: entries, nextEventNumber: UInt64(next), intents: intents, folders: folders, windows: windows,
-                held: held, nextWindowID: UInt64(nextWindow), heartbeats: heartbeats, digests: digests)
+                held: held, nextWindowID: UInt64(nextWindow), heartbeats: heartbeats, digests: digests, drills: drills)
         }
     }
 
@@ -203,6 +205,10 @@ public final class RelayStore: @unchecked Sendable {
             try s.putDigest.run([.text(digest.routingKey), .blob(digest.encoded)])
         case .deleteDigest(let routingKey):
             try s.deleteDigest.run([.text(routingKey)])
+        case .putDrill(let drill):
+            try s.putDrill.run([.integer(Int64(drill.id)), .blob(drill.encoded)])
+        case .deleteDrill(let id):
+            try s.deleteDrill.run([.integer(Int64(id))])
         }
     }
 
@@ -277,8 +283,9 @@ public final class RelayStore: @unchecked Sendable {
                 PRIMARY KEY (window_id, sequence)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS heartbeats (name TEXT PRIMARY KEY, heartbeat BLOB NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS digests (routing_key TEXT PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS drills (id INTEGER PRIMARY KEY, drill BLOB NOT NULL);
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', \(schemaVersion));
-            UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2, 3);
+            UPDATE meta SET value = \(schemaVersion) WHERE name = 'schema_version' AND value IN (1, 2, 3, 4);
             """)
         let version = try connection.scalar("SELECT value FROM meta WHERE name = 'schema_version'") ?? 0
         guard version == schemaVersion else {
@@ -296,6 +303,7 @@ struct Statements {
     let putFolder, deleteFolder, selectFolders: Statement
     let putWindow, deleteWindow, selectWindows, putHeld, deleteHeld, selectHeld: Statement
     let putHeartbeat, deleteHeartbeat, selectHeartbeats, putDigest, deleteDigest, selectDigests: Statement
+    let putDrill, deleteDrill, selectDrills: Statement
     let appendAttempt, trimAttempts, deleteAttempts, selectAttempts: Statement
     let putMeta: Statement
     let putEntry, truncateLog, compactLog, compactStep, termAt, selectEntries: Statement
@@ -328,6 +336,9 @@ struct Statements {
         putDigest = try c.prepare("INSERT OR REPLACE INTO digests VALUES (?, ?)")
         deleteDigest = try c.prepare("DELETE FROM digests WHERE routing_key = ?")
         selectDigests = try c.prepare("SELECT digest FROM digests")
+        putDrill = try c.prepare("INSERT OR REPLACE INTO drills VALUES (?, ?)")
+        deleteDrill = try c.prepare("DELETE FROM drills WHERE id = ?")
+        selectDrills = try c.prepare("SELECT drill FROM drills ORDER BY id")
         appendAttempt = try c.prepare("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)")
         trimAttempts = try c.prepare(
             "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE event_number = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)"

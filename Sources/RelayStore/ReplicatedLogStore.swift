@@ -95,7 +95,7 @@ extension RelayStore {
             try s.putMeta.run([.text("applied_term"), .integer(Int64(term))])
         case .install(let snapshot):
             try connection.execute(
-                "DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents; DELETE FROM incidents; DELETE FROM windows; DELETE FROM held; DELETE FROM heartbeats; DELETE FROM digests;"
+                "DELETE FROM events; DELETE FROM dedup; DELETE FROM attempts; DELETE FROM intents; DELETE FROM incidents; DELETE FROM windows; DELETE FROM held; DELETE FROM heartbeats; DELETE FROM digests; DELETE FROM drills;"
             )
             let contents = snapshot.machine.contents
             for event in contents.events { try apply(.putEvent(event)) }
@@ -106,6 +106,7 @@ extension RelayStore {
             for event in contents.held { try apply(.putHeld(event)) }
             for heartbeat in contents.heartbeats { try apply(.putHeartbeat(heartbeat)) }
             for digest in contents.digests { try apply(.putDigest(digest)) }
+            for drill in contents.drills { try apply(.putDrill(drill)) }
             try apply(.setNextWindowID(contents.nextWindowID))
             try apply(.setNextEventNumber(contents.nextEventNumber))
             try s.putMeta.run([.text("applied_index"), .integer(Int64(snapshot.index))])

@@ -11,7 +11,7 @@ struct PDRelay: AsyncParsableCommand {
         commandName: "pdrelay",
         abstract: "A highly available relay for PagerDuty events.",
         version: RelayVersion.current,
-        subcommands: [Serve.self, Queue.self, Maintenance.self],
+        subcommands: [Serve.self, Status.self, Drill.self, Queue.self, Maintenance.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -172,6 +172,7 @@ struct Clients {
         var nextWindowID: UInt64 = 1
         var heartbeats: [String: Heartbeat] = [:]
         var digests: [String: Digest] = [:]
+        var drills: [UInt64: DrillRecord] = [:]
         var next: UInt64 = 1
 
         mutating func apply(_ mutations: [StoreMutation]) {
@@ -196,6 +197,8 @@ struct Clients {
                 case .deleteHeartbeat(let name): heartbeats[name] = nil
                 case .putDigest(let digest): digests[digest.routingKey] = digest
                 case .deleteDigest(let routingKey): digests[routingKey] = nil
+                case .putDrill(let drill): drills[drill.id] = drill
+                case .deleteDrill(let id): drills[id] = nil
                 }
             }
         }
@@ -260,6 +263,13 @@ struct Clients {
                 }
             case 8:
                 command = .retryDead(EventFilter(dedupKey: random.next() % 2 == 0 ? dedupKey : nil))
+            case 9 where random.next() % 3 == 0:
+                // Enough drills that the oldest are forgotten.
+                command = .recordDrill(
+                    DrillRecord(
+                        startedAtMilliseconds: clients.now, hard: random.next() % 2 == 0, fromLeader: 1, toLeader: 2,
+                        acceptedAfterMilliseconds: 900, deliveredAfterMilliseconds: 1_000, canaries: 10, delivered: 10, inOrder: true,
+                        objectiveMilliseconds: 10_000, passed: true, note: ""))
             default:
                 command = .purge(EventFilter(dedupKey: dedupKey, states: random.next() % 2 == 0 ? [.dead] : [.pending, .dead]))
             }
@@ -273,7 +283,7 @@ struct Clients {
                 events: Array(model.events.values), dedupEntries: Array(model.dedup.values), nextEventNumber: model.next,
                 intents: Array(model.intents.values), folders: Array(model.folders.values), windows: Array(model.windows.values),
                 held: Array(model.held.values), nextWindowID: model.nextWindowID, heartbeats: Array(model.heartbeats.values),
-                digests: Array(model.digests.values)))
+                digests: Array(model.digests.values), drills: model.drills.values.sorted { $0.id < $1.id }))
         #expect(rebuilt.events(matching: EventFilter(), limit: .max) == machine.events(matching: EventFilter(), limit: .max))
         #expect(rebuilt.keysWithPendingEvents == machine.keysWithPendingEvents)
         #expect(rebuilt.nextEventNumber == machine.nextEventNumber)
