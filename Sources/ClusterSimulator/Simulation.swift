@@ -369,16 +369,9 @@ public struct Simulation {
             blocked = partitions.values.reduce(into: []) { $0.formUnion($1) }
         case .handOver(let target):
             guard !healed, let id = target == 0 ? currentLeader() : target, isRunning(id) else { return }
+            note("node \(id) shuts down gracefully")
             let local = localTime(id)
-            // Every other one an operator's handover (`pdrelay drill`), which leaves the node
-            // running; chosen by the clock, so no draw from the seed's stream changes.
-            if local % 2 == 0 {
-                note("node \(id) is asked to hand over")
-                drive(id) { $0.startHandOver(now: local).actions }
-            } else {
-                note("node \(id) shuts down gracefully")
-                drive(id) { $0.startDrain(now: local) }
-            }
+            drive(id) { $0.startDrain(now: local) }
         case .client(let index):
             sendClientRequest(index)
         case .send(let id, let incarnation, let order):

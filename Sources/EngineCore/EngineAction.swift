@@ -48,7 +48,8 @@ public enum EngineNotice: Sendable {
     case caughtUp(applied: LogIndex)
     case frozen(gapMilliseconds: Int64)
     case storeFailed(String)
-    case handedOver(term: Term)
+    /// `forShutdown`: a graceful shutdown's handover, not an operator's.
+    case handedOver(term: Term, forShutdown: Bool)
     /// An operator's handover is over: this node follows, or still leads when no follower could
     /// take over before its deadline.
     case handOverEnded(stillLeader: Bool, term: Term)

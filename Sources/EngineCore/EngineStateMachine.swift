@@ -735,7 +735,7 @@ public struct EngineStateMachine: Sendable {
             enqueue(ready, now: now)
             roleMayHaveChanged(now: now)
             if handedOver {
-                emit(.notice(.handedOver(term: raft.term)))
+                emit(.notice(.handedOver(term: raft.term, forShutdown: !drainIsHandOverOnly)))
                 drain = .flush
                 return advanceDrain(now: now)
             }

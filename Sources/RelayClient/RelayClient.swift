@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -29,6 +30,7 @@ public final class RelayClient: Sendable {
     private let adminToken: String?
     private let timeout: TimeAmount
     private let httpClient: HTTPClient
+    private let shutDown = NIOLockedValueBox(false)
 
     /// `connectTimeoutMilliseconds` bounds connecting and waiting for a pooled connection; by
     /// default the request timeout, at most 5 s, so that a command line fails fast when no relay
@@ -94,7 +96,19 @@ public final class RelayClient: Sendable {
     }
 
     public func shutdown() async throws {
+        guard
+            shutDown.withLockedValue({ flag in
+                defer { flag = true }; return !flag
+            })
+        else { return }
         try await httpClient.shutdown()
+    }
+
+    /// A client dropped without `shutdown` (an error thrown between its creation and its
+    /// shutdown) is shut down here, in the background: AsyncHTTPClient would otherwise stop the
+    /// whole process in its own deinit. The shutdown holds the HTTP client until it is done.
+    deinit {
+        if !shutDown.withLockedValue({ $0 }) { _ = httpClient.shutdown() }
     }
 
     /// Runs `body` with a client and always shuts the client down.

@@ -238,8 +238,9 @@ public actor RelayEngine {
                 metadata: ["gap_ms": "\(gap)"])
         case .storeFailed(let reason):
             logger.critical("the store failed; refusing all further work until restarted", metadata: ["error": "\(reason)"])
-        case .handedOver(let term):
-            logger.notice("handed leadership over", metadata: ["term": "\(term)"])
+        case .handedOver(let term, let forShutdown):
+            logger.notice(
+                forShutdown ? "handed leadership over for shutdown" : "handed leadership over as asked", metadata: ["term": "\(term)"])
         case .handOverEnded(let stillLeader, let term):
             if stillLeader {
                 logger.warning("handover failed: no follower caught up in time; still leading", metadata: ["term": "\(term)"])

@@ -13,23 +13,25 @@ import Testing
         let listenPort = LocalCluster.freeBasePort() + 97
         let proxy = try await FaultProxy.start(
             listenPort: listenPort, targetPort: upstreamPort, conditions: .init(oneWayDelayMilliseconds: 60, jitterMilliseconds: 10))
-        let client = RelayClient(baseURL: "http://127.0.0.1:\(listenPort)", timeoutMilliseconds: 5_000)
+        // `with` shuts each client down even when a request throws: an HTTP client left open
+        // crashes the whole test process.
         let started = ContinuousClock.now
-        let response = try await client.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "through-a-slow-link"))
+        let status = try await RelayClient.with(baseURL: "http://127.0.0.1:\(listenPort)", timeoutMilliseconds: 5_000) {
+            try await $0.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "through-a-slow-link")).status
+        }
         let elapsed = ContinuousClock.now - started
-        #expect(response.status == 202)
+        #expect(status == 202)
         // A request and its answer each waited at least the one-way delay.
         #expect(elapsed >= .milliseconds(120), "took \(elapsed)")
         #expect(await upstream.deliveries.count == 1)
 
         proxy.conditions = .init(resetShare: 1, resetWithinMilliseconds: 1)
-        try await client.shutdown()
-        let fresh = RelayClient(baseURL: "http://127.0.0.1:\(listenPort)", timeoutMilliseconds: 2_000)
-        _ = try? await fresh.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "reset"))
+        _ = try? await RelayClient.with(baseURL: "http://127.0.0.1:\(listenPort)", timeoutMilliseconds: 2_000) {
+            try await $0.post("/v2/enqueue", json: TestSupport.alert(dedupKey: "reset"))
+        }
         let deadline = ContinuousClock.now + .seconds(5)
         while proxy.resets == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(proxy.resets > 0)
-        try await fresh.shutdown()
         await proxy.stop()
         await upstream.stop()
     }
