@@ -190,6 +190,11 @@ import Testing
             await upstream.setDefaultReply(.accept)
             let delivered = try await upstream.waitForAccepted(3)
             #expect(Set(delivered.compactMap(\.dedupKey)) == ["k0", "k1", "k2"])
+            // The upstream has them; room comes when the node has recorded the deliveries.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while (try? await node.client.get("/v1/queue/status").json?["pending"] as? Int) != 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(try await node.send(TestSupport.alert(dedupKey: "k3")).status == 202)
         }
     }
