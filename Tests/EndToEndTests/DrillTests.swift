@@ -56,7 +56,8 @@ extension OperatorToolTests {
                     try await ClusterRig.waitUntil("node \(node) shows the drills") {
                         let drills = (try? await rig.nodes[node]!.get("/v1/status").json)?["drills"] as? [[String: Any]] ?? []
                         return drills.count == min(10, 1 + rounds) && drills.allSatisfy { $0["passed"] as? Bool == true }
-                            && Set(drills.compactMap { $0["hard"] as? Bool }) == [true, false]
+                            && drills.contains { $0["hard"] as? Bool == true }
+                            && (rounds >= 10 || drills.contains { $0["hard"] as? Bool == false })
                     }
                 }
             }
