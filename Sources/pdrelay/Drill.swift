@@ -42,8 +42,7 @@ struct Drill: AsyncParsableCommand {
         let started = Date()
         let run = String(UInt32.random(in: .min ... .max), radix: 16)
         let keys = (0..<canaries).map { "pdrelay-drill-\(run)-\($0)" }
-        let (leaderURL, leader) = try await findLeader(excluding: nil, timeout: .seconds(10))
-        let leaderPID = try await pid(of: leaderURL)
+        let (leaderURL, leader, leaderPID) = try await findLeader(excluding: nil, timeout: .seconds(10))
         log("drill \(run): node \(leader) at \(leaderURL) leads; \(canaries) canaries (pdrelay-drill-\(run)-N)")
 
         // Half the canaries open before the failover and resolve after it: each such incident's
@@ -72,7 +71,7 @@ struct Drill: AsyncParsableCommand {
             _ = try await send("trigger", keys[index], run: run, avoiding: avoiding)
             _ = try await send("resolve", keys[index], run: run, avoiding: avoiding)
         }
-        let (newLeaderURL, newLeader) = try await findLeader(excluding: avoiding, timeout: .seconds(30))
+        let (newLeaderURL, newLeader, _) = try await findLeader(excluding: avoiding, timeout: .seconds(30))
         log("node \(newLeader) leads now; canary \(before) was accepted by \(acceptedBy) \(acceptedAfter) ms after the failover")
 
         // Delivered, in order: each canary's folder shows its trigger, then its resolve, both delivered.
@@ -126,23 +125,29 @@ struct Drill: AsyncParsableCommand {
 
     // MARK: the cluster
 
-    private func findLeader(excluding excluded: String?, timeout: Duration) async throws -> (url: String, id: Int) {
+    /// The node that leads, with the pid it reports (for `--hard`). When none does in time, the
+    /// failure says what each node last answered.
+    private func findLeader(excluding excluded: String?, timeout: Duration) async throws -> (url: String, id: Int, pid: Int32?) {
         let deadline = ContinuousClock.now + timeout
+        var answers: [String: String] = [:]
         while ContinuousClock.now < deadline {
             for url in urls where url != excluded {
-                guard let status = try? await call(url, { try await $0.get("/v1/status") }).json,
-                    let cluster = status["cluster"] as? [String: Any], cluster["role"] as? String == "leader",
-                    let id = cluster["node_id"] as? Int
-                else { continue }
-                return (url, id)
+                do {
+                    let response = try await call(url) { try await $0.get("/v1/status") }
+                    let cluster = response.json?["cluster"] as? [String: Any]
+                    if let cluster, cluster["role"] as? String == "leader", let id = cluster["node_id"] as? Int {
+                        return (url, id, (response.json?["pid"] as? Int).map(Int32.init))
+                    }
+                    answers[url] = cluster.map { "role \($0["role"] ?? "?")" } ?? "HTTP \(response.status)"
+                } catch {
+                    answers[url] = "no answer (\(error))"
+                }
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        fail("no node of \(urls.joined(separator: ", ")) leads after \(timeout)")
-    }
-
-    private func pid(of url: String) async throws -> Int32? {
-        ((try? await call(url, { try await $0.get("/v1/status") }))?.json?["pid"] as? Int).map(Int32.init)
+        fail(
+            "no node leads after \(timeout): \(answers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))"
+        )
     }
 
     static func isPDRelay(_ pid: Int32) -> Bool {
