@@ -41,6 +41,7 @@ struct ClusterRig {
         withLinkProxies: Bool = false, extraSettings: [String] = [], upstreamReply: MockPagerDuty.Reply = .accept,
         environment: [String: String] = [:], readyNodes: [Int] = Array(LocalCluster.nodes), _ body: (ClusterRig) async throws -> Void
     ) async throws {
+        precondition(RelayLoad.isHeld, "a cluster test's suite needs the RelayLoad.cluster trait")
         let upstream = MockPagerDuty()
         await upstream.setDefaultReply(upstreamReply)
         try await upstream.start()

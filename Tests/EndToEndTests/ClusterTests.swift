@@ -9,7 +9,7 @@ import Testing
 /// logging every 202 they get, an upstream recording every delivery with its term. Each fault
 /// happens mid-stream; afterwards nothing acknowledged is lost, no key goes backwards, no stale
 /// term delivers after a newer one, and duplicates stay within one per leader change.
-@Suite(.serialized) struct ClusterTests {
+@Suite(.serialized, RelayLoad.cluster) struct ClusterTests {
     static let lease = Duration.milliseconds(990)
 
     private func expectClean(_ audit: DeliveryAudit, _ outcome: EventStream.Outcome, sourceLocation: SourceLocation = #_sourceLocation) {

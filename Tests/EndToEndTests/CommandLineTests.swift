@@ -5,7 +5,7 @@ import RelayTestSupport
 import Testing
 
 /// `pd-send` and `pdrelay queue`, run as processes against a running relay, as an operator would.
-@Suite(.serialized) struct CommandLineTests {
+@Suite(.serialized, RelayLoad.node) struct CommandLineTests {
     let key = TestSupport.routingKey(7)
 
     @Test func pdSendTakesPdagentsFlagsAndReportsTheIncidentKey() async throws {

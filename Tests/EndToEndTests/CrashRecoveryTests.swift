@@ -7,7 +7,7 @@ import Testing
 
 /// A 202 is a promise: the event is on disk. Killing the process with SIGKILL right after the
 /// answers must not lose one.
-@Suite(.serialized) struct CrashRecoveryTests {
+@Suite(.serialized, RelayLoad.node) struct CrashRecoveryTests {
     @Test func everyAcknowledgedEventIsDeliveredAfterKill9AndRestart() async throws {
         let upstream = MockPagerDuty()
         try await upstream.start()

@@ -6,7 +6,7 @@ import RelayTestSupport
 import Testing
 
 /// The slow-link proxy that stands in for netem between zones: what it injects, it injects.
-@Suite struct FaultProxyTests {
+@Suite(RelayLoad.node) struct FaultProxyTests {
     @Test func aLinkAddsItsDelayEachWayAndResetsItsShareOfConnections() async throws {
         let upstream = MockPagerDuty()
         let upstreamPort = try await upstream.start()

@@ -10,7 +10,7 @@ import Testing
 /// requests besides: 10,000 info triggers over 200 dedup_keys on one routing key, then one
 /// critical trigger on another dedup_key. The same flood runs at once against a second node
 /// without a budget, for comparison.
-@Suite struct FloodTests {
+@Suite(RelayLoad.nodes(2)) struct FloodTests {
     static let routingKey = TestSupport.routingKey(12)
     static let floodEvents = 10_000
     static let floodKeys = 200

@@ -5,7 +5,7 @@ import Testing
 /// The load-test harness as CI runs it: `pdrelay-loadtest bench --smoke` on the binaries the
 /// tests built, against one real node and three real nodes behind a real HAProxy, with the
 /// leader killed with SIGKILL and upstream errors. Only correctness is asserted, never speed.
-@Suite(.serialized) struct LoadTestSmokeTests {
+@Suite(.serialized, RelayLoad.cluster) struct LoadTestSmokeTests {
     @Test func theSmokeRunLosesNothingKeepsOrderAndWritesItsReport() async throws {
         let output = TestSupport.temporaryDirectory("loadtest-smoke")
         let run = try await CommandResult.run(

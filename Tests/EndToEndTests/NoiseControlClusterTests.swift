@@ -7,7 +7,7 @@ import Testing
 
 /// Noise control across three real nodes: every node gives the same answers, before and after a
 /// `kill -9` of the leader.
-@Suite(.serialized) struct NoiseControlClusterTests {
+@Suite(.serialized, RelayLoad.cluster) struct NoiseControlClusterTests {
     @Test func everyNodeBuildsTheSameTemplatedKeyBeforeAndAfterTheLeaderIsKilled() async throws {
         try await ClusterRig.run(extraSettings: [#"dedup_key_templates: {"*": "{source}/{component}"}"#]) { rig in
             func trigger(_ summary: String) -> [UInt8] {

@@ -9,7 +9,7 @@ import Testing
 /// leader mid-stream, and no older term's request reaches it after a newer term sent for the
 /// same key. Before per-key intents, every attempt was cut at the lease (840 ms) and only first
 /// triggers were ever delivered, over and over.
-@Suite(.serialized) struct SlowUpstreamTests {
+@Suite(.serialized, RelayLoad.cluster) struct SlowUpstreamTests {
     static let deliveryConcurrency = 128
 
     @Test(arguments: [1_500, 5_000])

@@ -8,7 +8,7 @@ import Testing
 /// middle of the transfer resumes it where it stopped. Before chunking, a snapshot travelled as
 /// one request capped at 1 GiB: a larger queue left the follower outside the cluster for good,
 /// and the leader logged only "peer unreachable".
-@Suite(.serialized) struct SnapshotCatchUpTests {
+@Suite(.serialized, RelayLoad.cluster) struct SnapshotCatchUpTests {
     static let chunkBytes = 4_096
     static let events = 600
 

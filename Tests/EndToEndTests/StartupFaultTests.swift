@@ -7,7 +7,7 @@ import Testing
 
 /// Operator mistakes at startup fail fast, with one clear line, and touch nothing: a second
 /// process on a live node's data directory, and a node whose port is taken.
-@Suite(.serialized) struct StartupFaultTests {
+@Suite(.serialized, RelayLoad.node) struct StartupFaultTests {
     /// A data directory whose queue holds one event, left by a node the upstream refused (the
     /// upstream keeps refusing until the caller says otherwise).
     func dataDirectoryWithAQueuedEvent(_ name: String, upstream: MockPagerDuty) async throws -> String {

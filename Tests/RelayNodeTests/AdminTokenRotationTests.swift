@@ -3,7 +3,7 @@ import RelayTestSupport
 import Testing
 
 /// `admin_token_next`: during a rotation the admin API takes either token, and nothing else.
-@Suite struct AdminTokenRotationTests {
+@Suite(RelayLoad.node) struct AdminTokenRotationTests {
     @Test func bothTokensAreAcceptedDuringARotationAndNoOther() async throws {
         let current = "correct-horse-battery-staple"
         let next = "the-next-token-0123456789"

@@ -9,7 +9,7 @@ import Testing
 /// Delivery against a real HTTP upstream that answers as scripted. Timing bounds here are
 /// generous upper limits (this machine is shared and noisy); exact backoff arithmetic is tested
 /// in RetryPolicyTests.
-@Suite(.serialized) struct DeliveryTests {
+@Suite(.serialized, RelayLoad.node) struct DeliveryTests {
     func gapsMilliseconds(_ deliveries: [MockPagerDuty.Delivery]) -> [Int64] {
         zip(deliveries, deliveries.dropFirst()).map { ($1.receivedAt - $0.receivedAt).wholeMilliseconds }
     }

@@ -6,7 +6,7 @@ import Testing
 
 /// The digest lane through the HTTP API of one node: low-priority triggers are answered 202,
 /// filed, and sent as one digest a minute later; a critical one goes at once.
-@Suite struct DigestAPITests {
+@Suite(RelayLoad.node) struct DigestAPITests {
     @Test func infoTriggersBecomeOneDigestAndACriticalGoesAtOnce() async throws {
         try await TestNode.run(configure: { $0.digestTexts = ["*": "info:60"] }) { node in
             let started = ContinuousClock.now

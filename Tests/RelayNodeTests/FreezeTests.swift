@@ -6,7 +6,7 @@ import Testing
 
 /// A node whose process was frozen refuses the client requests it read before it woke: HAProxy
 /// has retried them elsewhere, and a late copy could land after the incident's next events.
-@Suite struct FreezeTests {
+@Suite(RelayLoad.node) struct FreezeTests {
     @Test func requestsReadAroundAFreezeAreRefusedAndLaterOnesTaken() async throws {
         let jump = NIOLockedValueBox<Int64>(0)
         var environment = NodeEnvironment.live

@@ -5,7 +5,7 @@ import RelayTestSupport
 import Testing
 
 /// Heartbeats through the HTTP API of one node, against the mock.
-@Suite struct HeartbeatAPITests {
+@Suite(RelayLoad.node) struct HeartbeatAPITests {
     static let token = "correct-horse-battery-staple"
     let routingKey = TestSupport.routingKey()
 

@@ -5,7 +5,7 @@ import RelayTestSupport
 import Testing
 
 /// Incident folders and repeat suppression through the HTTP API of one node, against the mock.
-@Suite struct IncidentTests {
+@Suite(RelayLoad.node) struct IncidentTests {
     /// Polls `GET /v1/incidents/{dedupKey}` until `condition` holds; returns the last answer.
     static func waitForFolder(
         _ client: RelayClient, _ dedupKey: String, timeout: Duration = .seconds(30), until condition: ([String: Any]) -> Bool

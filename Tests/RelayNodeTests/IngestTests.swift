@@ -5,7 +5,7 @@ import RelayTestSupport
 import Testing
 
 /// The relay answers exactly as PagerDuty's Events API does: same status codes, same bodies.
-@Suite struct IngestTests {
+@Suite(RelayLoad.node) struct IngestTests {
     /// Checks a body against a response schema of PagerDuty's OpenAPI file: required fields
     /// present, and every field the schema describes of the type it says.
     func checkAgainstOpenAPI(_ body: [UInt8], response name: String) throws {

@@ -6,7 +6,7 @@ import Testing
 
 /// A node of a cluster whose peers are all down can elect no one: a client request waits the
 /// bounded `leader_wait_milliseconds`, then gets 503 with Retry-After, and `/readyz` says why.
-@Suite struct NoLeaderTests {
+@Suite(RelayLoad.node) struct NoLeaderTests {
     @Test func withoutAMajorityARequestWaitsBoundedThenGets503AndTheNodeIsNotReady() async throws {
         let peerPort = PeerTestSupport.peerPort()
         try await TestNode.run(configure: { configuration in

@@ -12,7 +12,7 @@ import Testing
 
 /// The peer listener refuses anything not signed with the cluster secret, before it looks at
 /// the body: a forged vote request must not move the node's term.
-@Suite struct PeerAuthenticationTests {
+@Suite(RelayLoad.node) struct PeerAuthenticationTests {
     static let secret = "0123456789abcdef0123456789abcdef-test"
 
     func post(_ port: Int, node: String? = "2", secret: String = secret, timestampOffset: Int64 = 0) async throws -> Int {

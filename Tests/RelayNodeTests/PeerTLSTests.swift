@@ -12,7 +12,7 @@ import Testing
 
 /// With `peer_tls_*` set, the peer listener speaks only TLS and only to clients that present a
 /// certificate signed by the cluster's CA; such a client still needs a valid HMAC signature.
-@Suite(.serialized) struct PeerTLSTests {
+@Suite(.serialized, RelayLoad.node) struct PeerTLSTests {
     static let secret = "0123456789abcdef0123456789abcdef-tls"
 
     struct Files {

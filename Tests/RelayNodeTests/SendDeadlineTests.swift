@@ -9,7 +9,7 @@ import Testing
 
 /// The fencing rule's last line: an event's bytes never leave after its send deadline, even
 /// when the process was frozen between starting the delivery and writing it.
-@Suite struct SendDeadlineTests {
+@Suite(RelayLoad.node) struct SendDeadlineTests {
     @Test func theGuardedBodyWithholdsItsBytesOnceTheDeadlineHasPassed() {
         let bytes = Array(#"{"event_action":"trigger"}"#.utf8)
         let clock = NodeEnvironment.live.monotonicMilliseconds

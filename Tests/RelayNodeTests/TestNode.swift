@@ -44,6 +44,7 @@ struct TestNode {
         environment: NodeEnvironment = TestNode.starvationTolerant,
         _ body: (TestNode) async throws -> T
     ) async throws -> T {
+        precondition(RelayLoad.isHeld, "a suite that runs a TestNode needs the RelayLoad.node trait")
         let upstream = upstream ?? MockPagerDuty()
         if await upstream.port == 0 { try await upstream.start() }
         var configuration = await configuration(upstream: upstream)

@@ -6,7 +6,7 @@ import Testing
 
 /// Delivery over real TLS: the node verifies the upstream's certificate against the system CA
 /// store plus `upstream_ca_file`, and an unverifiable upstream gets nothing.
-@Suite(.serialized) struct UpstreamTLSTests {
+@Suite(.serialized, RelayLoad.node) struct UpstreamTLSTests {
     /// A throwaway self-signed certificate for 127.0.0.1, made with the openssl command.
     static func makeCertificate() async throws -> MockPagerDuty.TLSFiles {
         let directory = TestSupport.temporaryDirectory("tls")
