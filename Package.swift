@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
     ],
     targets: [
         // System SQLite (libsqlite3-dev); `import SQLite3` does not exist on Linux.
@@ -56,6 +57,15 @@ let package = Package(
                 "ClusterCore", "RelayCore", "RelayReplication", .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // Pure core of the gateways: syslog (RFC 5424, RFC 3164, RFC 6587 framing), SNMP traps
+        // (BER through swift-asn1), raw lines, the rules that make events of them, and PagerDuty's
+        // webhooks. Bytes in, events or reasons out; the node's listeners do the I/O.
+        .target(
+            name: "GatewayCore",
+            dependencies: [
+                "RelayCore", .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // A seeded, single-threaded world that drives copies of the cluster core through faults.
         .target(
             name: "ClusterSimulator",
@@ -70,7 +80,7 @@ let package = Package(
         .target(
             name: "RelayNode",
             dependencies: [
-                "RelayCore", "ClusterCore", "EngineCore", "RelayReplication", "RelayStore",
+                "RelayCore", "ClusterCore", "EngineCore", "RelayReplication", "RelayStore", "GatewayCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -184,6 +194,7 @@ let package = Package(
         .testTarget(name: "EngineCoreTests", dependencies: ["EngineCore", "ClusterCore", "RelayCore", "RelayReplication"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator", "EngineCore"]),
         .testTarget(name: "MockPagerDutyTests", dependencies: ["MockPagerDuty"]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "RelayCore"]),
         .testTarget(
             name: "LoadTestKitTests", dependencies: ["LoadTestKit", "MockPagerDuty", "RelayCore"]),
         .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "ClusterCore", "EngineCore", "RelayCore", "RelayTestSupport"]),

@@ -85,6 +85,11 @@ public struct DedupKeyTemplate: Sendable, Equatable, CustomStringConvertible {
                 key += value
             }
         }
+        return Self.bounded(key)
+    }
+
+    /// `key` if it is within PagerDuty's limit; otherwise its start and a digest of the whole.
+    public static func bounded(_ key: String) -> String {
         guard key.count > Self.maxKeyCharacters else { return key }
         let hexDigits = Array("0123456789abcdef")
         let digest = SHA256.hash(data: Array(key.utf8)).prefix(Self.digestCharacters / 2).flatMap {
