@@ -81,6 +81,7 @@ let package = Package(
             name: "RelayNode",
             dependencies: [
                 "RelayCore", "ClusterCore", "EngineCore", "RelayReplication", "RelayStore", "GatewayCore",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -202,7 +203,7 @@ let package = Package(
             name: "RelayNodeTests",
             dependencies: [
                 "RelayNode", "RelayCore", "ClusterCore", "RelayReplication", "MockPagerDuty", "RelayClient", "RelayProcess",
-                "RelayTestSupport",
+                "RelayTestSupport", "GatewayCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

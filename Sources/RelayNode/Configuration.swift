@@ -62,6 +62,17 @@ public struct RelayConfiguration: Sendable, Equatable {
             return limits
         }
     }
+    // Gateways (docs/gateways.md): each listens only when its address is set, as `host:port`
+    // or `host` for the protocol's own port.
+    public var syslogUDPAddress: String?
+    public var syslogTCPAddress: String?
+    public var snmpTrapAddress: String?
+    public var lineTCPAddress: String?
+    /// The YAML file of rules that turn messages into events; required with any gateway.
+    public var gatewayRulesFile: String?
+    /// The longest syslog message or line a gateway reads; RFC 5424 asks receivers to take
+    /// 2,048 octets and allows more, and PLC alarms with structured data run to a few KB.
+    public var gatewayMaxMessageBytes = 16_384
     public var logLevel = "info"
     public var httpsProxy: String?
     public var noProxy: String?
@@ -139,6 +150,7 @@ public struct RelayConfiguration: Sendable, Equatable {
         try validateCluster()
         guard (0...65_535).contains(listenPort) else { throw ConfigurationError("listen_port must be between 0 and 65535") }
         try validateIngestTLS()
+        try validateGateways()
         guard (100...ClusterTiming.maxUpstreamTimeoutMilliseconds).contains(upstreamTimeoutMilliseconds) else {
             throw ConfigurationError("upstream_timeout_milliseconds must be between 100 and 300000")
         }
@@ -496,6 +508,12 @@ extension RelayConfiguration {
         .optionalInteger("tls_listen_port", \.tlsListenPort),
         .optional("tls_certificate_file", \.tlsCertificateFile),
         .optional("tls_key_file", \.tlsKeyFile),
+        .optional("syslog_udp_address", \.syslogUDPAddress),
+        .optional("syslog_tcp_address", \.syslogTCPAddress),
+        .optional("snmp_trap_address", \.snmpTrapAddress),
+        .optional("line_tcp_address", \.lineTCPAddress),
+        .optional("gateway_rules_file", \.gatewayRulesFile),
+        .integer("gateway_max_message_bytes", \.gatewayMaxMessageBytes),
         .string("data_directory", \.dataDirectory),
         .string("upstream_url", \.upstreamURL),
         .optional("upstream_ca_file", \.upstreamCAFile),

@@ -7,10 +7,9 @@ import RelayCore
 /// The three PagerDuty-compatible endpoints. A request is validated before it touches the
 /// engine, so a bad event costs no disk write; a good one is answered only once it is synced.
 struct IngestRoutes: Sendable {
-    let commands: CommandRouter
+    let intake: EventIntake
     let environment: NodeEnvironment
     let limits: ValidationLimits
-    let dedupKeyTemplates: DedupKeyTemplates
     let metrics: NodeMetrics
     let logger: Logger
     /// "Queue Full" is logged at most every 10 s: every refused client would otherwise log it.
@@ -44,44 +43,24 @@ struct IngestRoutes: Sendable {
             return JSONResponses.error(
                 .contentTooLarge, .invalid(["Event is larger than the limit of \(limits.maxEventBytes) bytes"]))
         }
-        let event: ValidatedEvent
-        switch EventValidator.validate(body: Array(body.readableBytesView), api: api, limits: limits) {
-        case .success(let validated): event = validated
-        case .failure(let error):
+        switch await intake.take(Array(body.readableBytesView), api: api, receivedAtMilliseconds: receivedAt) {
+        case .taken(let outcome, let dedupKey):
+            metrics.accepted(api, outcome)
+            return JSONResponses.accepted(api, dedupKey: dedupKey)
+        case .invalid(let error):
             metrics.rejected(error.reason)
             return JSONResponses.error(.badRequest, error)
-        }
-        let acceptance = Acceptance(
-            event, templates: dedupKeyTemplates, assignedKey: environment.newKey(),
-            receivedAtMilliseconds: environment.wallClockMilliseconds())
-        do {
-            let result = try await commands.submit(.accept(acceptance), receivedAtMilliseconds: receivedAt)
-            let answered: (dedupKey: String, outcome: String)? =
-                switch result {
-                case .accepted(let dedupKey, _): (dedupKey, "queued")
-                case .duplicate(let dedupKey, _): (dedupKey, "duplicate")
-                case .coalesced(let dedupKey, _): (dedupKey, "coalesced")
-                case .repeatSuppressed(let dedupKey): (dedupKey, "repeat_suppressed")
-                case .suppressedByMaintenance(let dedupKey, _): (dedupKey, "maintenance_suppressed")
-                case .held(let dedupKey, _): (dedupKey, "held")
-                case .digested(let dedupKey): (dedupKey, "digested")
-                default: nil
-                }
-            if let answered {
-                metrics.accepted(api, answered.outcome)
-                return JSONResponses.accepted(api, dedupKey: answered.dedupKey)
-            }
-            guard case .queueFull = result else { preconditionFailure("accept returned \(result)") }
+        case .queueFull(let routingKey):
             metrics.rejected("queue_full")
             if refusals.withLockedValue({ $0.allows("queue_full", now: receivedAt) }) {
                 logger.error(
                     "Queue Full: refusing events with 503 until deliveries make room (see pdrelay queue status)",
-                    metadata: ["routing_key": "\(RoutingKeyMask.mask(event.routingKey))"])
+                    metadata: ["routing_key": "\(RoutingKeyMask.mask(routingKey))"])
             }
             return JSONResponses.unavailable(
                 status: "Queue Full", message: "Queue Full: the relay holds its limit of undelivered events; retry later",
                 retryAfterSeconds: 30)
-        } catch {
+        case .unavailable(let error):
             metrics.rejected("unavailable")
             return JSONResponses.unavailable(
                 status: "unavailable", message: "The relay cannot take events right now: \(Self.explain(error))", retryAfterSeconds: 1)

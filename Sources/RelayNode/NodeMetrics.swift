@@ -95,3 +95,12 @@ extension NodeMetrics {
             .record(Double(milliseconds) / 1_000)
     }
 }
+
+extension NodeMetrics {
+    /// `outcome`: event (durable), unmatched, unmappable, malformed, bad_community, queue_full
+    /// (a UDP message lost: UDP cannot push back), unavailable, invalid_event.
+    func gateway(_ gateway: String, _ outcome: String) {
+        Counter(label: "pdrelay_gateway_messages_total", dimensions: [("gateway", gateway), ("outcome", outcome)], factory: factory)
+            .increment()
+    }
+}

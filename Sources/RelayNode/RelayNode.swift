@@ -48,7 +48,10 @@ public enum RelayNode {
         let ingestTLS = try configuration.tlsCertificateFile.map { certificate in
             try IngestTLS(certificateFile: certificate, keyFile: configuration.tlsKeyFile ?? "")
         }
-        let gate = ListenerGate(listeners: 1 + (configuration.peerListenAddress == nil ? 0 : 1) + (ingestTLS == nil ? 0 : 1))
+        let gatewayListeners = try configuration.gatewayListeners
+        let gatewayRules = try configuration.gatewayRules()
+        let gate = ListenerGate(
+            listeners: 1 + (configuration.peerListenAddress == nil ? 0 : 1) + (ingestTLS == nil ? 0 : 1) + gatewayListeners.count)
         if let peerAddress = configuration.peerListenAddress {
             let peers = try PeerTransport(
                 configuration: configuration, environment: environment, transfers: transfers, clockSkew: clockSkew, metrics: metrics,
@@ -100,10 +103,21 @@ public enum RelayNode {
         router.add(middleware: JSONErrorMiddleware())
         var limits = ValidationLimits.pagerDuty
         limits.maxEventBytes = configuration.maxEventBytes
-        IngestRoutes(
-            commands: commands, environment: environment, limits: limits, dedupKeyTemplates: try configuration.dedupKeyTemplates,
-            metrics: metrics, logger: logger
-        ).register(on: router)
+        let intake = EventIntake(
+            commands: commands, environment: environment, limits: limits, dedupKeyTemplates: try configuration.dedupKeyTemplates)
+        IngestRoutes(intake: intake, environment: environment, limits: limits, metrics: metrics, logger: logger).register(on: router)
+        for listener in gatewayListeners {
+            let pipeline = GatewayPipeline(
+                gateway: listener.gateway, rules: gatewayRules, intake: intake, environment: environment, metrics: metrics, logger: logger)
+            switch listener.transport {
+            case .udp: services.append(DatagramGatewayService(listener: listener, pipeline: pipeline, gate: gate, logger: logger))
+            case .tcp:
+                services.append(
+                    StreamGatewayService(
+                        listener: listener, pipeline: pipeline, maxMessageBytes: configuration.gatewayMaxMessageBytes, gate: gate,
+                        logger: logger))
+            }
+        }
         let readiness = Readiness(
             engine: engine, members: members, readinessMaxLagEntries: configuration.readinessMaxLagEntries,
             queueHighWaterEvents: configuration.queueHighWaterEvents)

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import RelayCore
 import RelayTestSupport
 import Testing
@@ -137,5 +138,38 @@ import Testing
         #expect(try UpstreamClient.proxy(for: configuration) != nil)
         configuration.noProxy = "localhost, .pagerduty.com"
         #expect(try UpstreamClient.proxy(for: configuration) == nil)
+    }
+}
+
+extension ConfigurationTests {
+    @Test func gatewaysNeedRulesAndAddressesThatParse() {
+        #expect(
+            message { _ = try RelayConfiguration.load(file: nil, environment: ["PDRELAY_SYSLOG_UDP_ADDRESS": "0.0.0.0"]) }
+                .contains("syslog_udp_address needs gateway_rules_file"))
+        for (setting, value) in [
+            ("PDRELAY_SNMP_TRAP_ADDRESS", "host:99999"), ("PDRELAY_LINE_TCP_ADDRESS", "127.0.0.1"),
+            ("PDRELAY_SYSLOG_TCP_ADDRESS", "[::1]x"),
+        ] {
+            let error = message {
+                _ = try RelayConfiguration.load(file: nil, environment: [setting: value, "PDRELAY_GATEWAY_RULES_FILE": "/x"])
+            }
+            #expect(error.contains("must be host:port"), "\(setting)=\(value): \(error)")
+        }
+        var configuration = RelayConfiguration()
+        configuration.syslogUDPAddress = "[::1]:5514"
+        configuration.snmpTrapAddress = "0.0.0.0"
+        #expect(
+            (try? configuration.gatewayListeners.map { "\($0.host) \($0.port) \($0.transport)" }) == ["::1 5514 udp", "0.0.0.0 162 udp"])
+    }
+
+    @Test func aRulesFileWithCommunitiesMustBeOwnerOnly() throws {
+        let path = TestSupport.temporaryDirectory("rules") + "/rules.yaml"
+        FileManager.default.createFile(
+            atPath: path, contents: Data("snmp_traps: {communities: [secret]}\n".utf8), attributes: [.posixPermissions: 0o644])
+        var configuration = RelayConfiguration()
+        configuration.gatewayRulesFile = path
+        #expect(message { _ = try configuration.gatewayRules() }.contains("chmod 600"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        #expect(try configuration.gatewayRules().section(.snmpTraps).communities == ["secret"])
     }
 }

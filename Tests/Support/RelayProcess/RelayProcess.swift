@@ -25,7 +25,9 @@ public final class RelayProcess: @unchecked Sendable {
         try process.run()
         let deadline = ContinuousClock.now + .seconds(60)
         while port == 0 {
-            if let listening = log.firstMatch(of: /address=127\.0\.0\.1:(\d+)/) {
+            // The client listener's own line: the settings line and the gateways' lines name
+            // addresses too, some with port 0.
+            if let listening = log.firstMatch(of: /pdrelay: address=127\.0\.0\.1:(\d+) \[RelayNode\] listening/) {
                 port = Int(listening.1)!
             } else if !process.isRunning || ContinuousClock.now > deadline {
                 throw RelayProcessFailure(description: "pdrelay did not start listening:\n\(log)")

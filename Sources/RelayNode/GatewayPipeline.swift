@@ -1,0 +1,117 @@
+import GatewayCore
+import Logging
+import NIOConcurrencyHelpers
+import RelayCore
+
+/// What every gateway listener does with one message: read it, apply the rules, and hand the
+/// event to the intake, which answers once it is durable. Counted per gateway and outcome;
+/// malformed input and refusals are logged at most once per 10 s per reason, since a broken
+/// sender repeats itself.
+struct GatewayPipeline: Sendable {
+    let gateway: Gateway
+    let rules: GatewayRules
+    let intake: EventIntake
+    let environment: NodeEnvironment
+    let metrics: NodeMetrics
+    let logger: Logger
+    private let throttle = NIOLockedValueBox(LogThrottle<String>(intervalMilliseconds: 10_000))
+
+    init(gateway: Gateway, rules: GatewayRules, intake: EventIntake, environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger) {
+        self.gateway = gateway
+        self.rules = rules
+        self.intake = intake
+        self.environment = environment
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// What became of a message, for the listener: a TCP listener holds its sender back on
+    /// `.retryLater`, a UDP one can only count the loss.
+    enum Result: Sendable, Equatable {
+        case done
+        case retryLater
+    }
+
+    /// The message's fields for the rules, or nil (counted and logged) when it is not one.
+    func fields(_ bytes: [UInt8], sender: String) -> [String: String]? {
+        do {
+            switch gateway {
+            case .syslog:
+                return try SyslogParser.parse(bytes).fields(sender: sender)
+            case .snmpTraps:
+                let trap = try SNMPTrapParser.parse(bytes)
+                let communities = rules.section(.snmpTraps).communities
+                // Every community is compared in full, so the time taken says nothing of how
+                // much of one matched.
+                let known = communities.reduce(false) { $0 || Self.constantTimeEqual(Array($1.utf8), trap.community) }
+                guard known else {
+                    metrics.gateway(gateway.rawValue, "bad_community")
+                    warn("bad_community", "a trap with an unknown community was dropped", sender: sender)
+                    return nil
+                }
+                return trap.fields(sender: sender)
+            case .lines:
+                var fields = try LineParser.parse(bytes)
+                fields["sender"] = sender
+                return fields
+            }
+        } catch {
+            malformed(error, sender: sender)
+            return nil
+        }
+    }
+
+    /// Counts and (at a bounded rate) logs input that is not a message; the listener goes on.
+    func malformed(_ error: GatewayParseError, sender: String) {
+        metrics.gateway(gateway.rawValue, "malformed")
+        warn(error.reason, "malformed \(gateway.rawValue) input dropped: \(error.description)", sender: sender)
+    }
+
+    /// Applies the rules and, for an event, waits until it is durable or refused.
+    func process(_ fields: [String: String], matcher: RuleMatcher) async -> Result {
+        switch matcher.map(fields) {
+        case .unmatched:
+            metrics.gateway(gateway.rawValue, "unmatched")
+            return .done
+        case .unmappable(let rule, let reason):
+            metrics.gateway(gateway.rawValue, "unmappable")
+            warn("unmappable:\(rule)", "rule \(rule) matched but its event cannot be sent: \(reason)", sender: fields["sender"] ?? "")
+            return .done
+        case .event(let body, let rule):
+            switch await intake.take(body, api: .v2Alert, receivedAtMilliseconds: environment.monotonicMilliseconds()) {
+            case .taken(let outcome, let dedupKey):
+                metrics.gateway(gateway.rawValue, "event")
+                metrics.accepted(.v2Alert, outcome)
+                logger.debug("gateway event", metadata: ["gateway": "\(gateway.rawValue)", "rule": "\(rule)", "dedup_key": "\(dedupKey)"])
+                return .done
+            case .invalid(let error):
+                metrics.gateway(gateway.rawValue, "invalid_event")
+                warn("invalid:\(rule)", "rule \(rule) built an event PagerDuty would refuse: \(error)", sender: fields["sender"] ?? "")
+                return .done
+            case .queueFull:
+                metrics.gateway(gateway.rawValue, "queue_full")
+                warn(
+                    "queue_full", "Queue Full: \(gateway.rawValue) messages wait (TCP) or are lost (UDP) until deliveries make room",
+                    sender: "")
+                return .retryLater
+            case .unavailable(let error):
+                metrics.gateway(gateway.rawValue, "unavailable")
+                warn("unavailable", "\(gateway.rawValue) messages cannot be taken now: \(IngestRoutes.explain(error))", sender: "")
+                return .retryLater
+            }
+        }
+    }
+
+    private func warn(_ key: String, _ text: String, sender: String) {
+        guard throttle.withLockedValue({ $0.allows(key, now: environment.monotonicMilliseconds()) }) else { return }
+        logger.warning("\(text)", metadata: ["gateway": "\(gateway.rawValue)", "sender": "\(sender)"])
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+}
