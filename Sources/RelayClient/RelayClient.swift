@@ -48,8 +48,11 @@ public final class RelayClient: Sendable {
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    public func post(_ path: String, json body: [UInt8], contentType: String = "application/json") async throws -> RelayResponse {
-        try await send(.POST, path, body: body, contentType: contentType)
+    /// `headers` go with the request as they are (a webhook's signature, say).
+    public func post(_ path: String, json body: [UInt8], contentType: String = "application/json", headers: [(String, String)] = [])
+        async throws -> RelayResponse
+    {
+        try await send(.POST, path, body: body, contentType: contentType, headers: headers)
     }
 
     public func put(_ path: String, json body: [UInt8]) async throws -> RelayResponse {
@@ -64,11 +67,13 @@ public final class RelayClient: Sendable {
         try await send(.DELETE, path, body: nil)
     }
 
-    private func send(_ method: NIOHTTP1.HTTPMethod, _ path: String, body: [UInt8]?, contentType: String = "application/json") async throws
-        -> RelayResponse
-    {
+    private func send(
+        _ method: NIOHTTP1.HTTPMethod, _ path: String, body: [UInt8]?, contentType: String = "application/json",
+        headers: [(String, String)] = []
+    ) async throws -> RelayResponse {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))

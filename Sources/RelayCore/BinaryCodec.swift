@@ -224,6 +224,10 @@ extension ByteWriter {
         case .recordDrill(let drill):
             bytes.append(15)
             write(drill)
+        case .applyWebhook(let dedupKey, let view):
+            bytes.append(16)
+            write(dedupKey)
+            write(view)
         }
     }
 
@@ -350,6 +354,10 @@ extension ByteWriter {
             bytes.append(23)
             write(error.kind.rawValue)
             write(error.description)
+        case .webhookApplied(let folders, let refusals):
+            bytes.append(24)
+            write(folders)
+            write(list: refusals) { $0.write($1) }
         }
     }
 
@@ -414,6 +422,15 @@ extension ByteWriter {
         }
         write(folder.droppedEntries)
         write(folder.sequence)
+        write(optional: folder.pagerDuty) { $0.write($1) }
+    }
+
+    public mutating func write(_ view: PagerDutyView) {
+        write(view.webhookID)
+        write(view.status.rawValue)
+        write(optional: view.by) { $0.write($1) }
+        write(view.occurredAtMilliseconds)
+        write(view.incidentID)
     }
 
     public mutating func write(_ entry: DedupEntry) {
@@ -483,6 +500,7 @@ extension ByteReader {
         case 13: return .heartbeatMissed(name: try readString(), checkIns: try readUInt64(), atMilliseconds: try readInt64())
         case 14: return .flushDigests(atMilliseconds: try readInt64())
         case 15: return .recordDrill(try readDrill())
+        case 16: return .applyWebhook(dedupKey: try readString(), try readPagerDutyView())
         case let tag: throw DecodingFailure("unknown command tag \(tag)")
         }
     }
@@ -516,6 +534,9 @@ extension ByteReader {
         case 20: return .digested(dedupKey: try readString())
         case 21: return .digestsFlushed(count: try readInt())
         case 22: return .drillRecorded(try readDrill())
+        case 24:
+            return .webhookApplied(
+                folders: try readInt(), refusals: try readList { (reader) throws(DecodingFailure) in try reader.readString() })
         case 23:
             let kind = try read(OperatorError.Kind.self)
             return .drillRefused(OperatorError(try readString(), kind: kind))
@@ -640,7 +661,16 @@ extension ByteReader {
         return IncidentFolder(
             key: key, state: state, source: source, summary: summary, severity: severity, firstSeenAtMilliseconds: firstSeen,
             lastSeenAtMilliseconds: lastSeen, counts: counts,
-            lastForwardedTrigger: forwarded, history: history, droppedEntries: try readInt(), sequence: try readUInt64())
+            lastForwardedTrigger: forwarded, history: history, droppedEntries: try readInt(), sequence: try readUInt64(),
+            // A folder stored before webhooks ends here.
+            pagerDuty: isAtEnd ? nil : try read { (reader) throws(DecodingFailure) in try reader.readPagerDutyView() })
+    }
+
+    public mutating func readPagerDutyView() throws(DecodingFailure) -> PagerDutyView {
+        PagerDutyView(
+            webhookID: try readString(), status: try read(PagerDutyView.Status.self),
+            by: try read { (reader) throws(DecodingFailure) in try reader.readString() }, occurredAtMilliseconds: try readInt64(),
+            incidentID: try readString())
     }
 
     public mutating func readDedupEntry() throws(DecodingFailure) -> DedupEntry {

@@ -11,6 +11,16 @@ public struct IncidentSummary: Codable, Sendable, Equatable {
     /// The newest trigger's summary and severity.
     public var summary: String
     public var severity: String?
+    /// What PagerDuty's webhooks last said: `{"status": "acknowledged", "by": "…", …}`.
+    public var pagerDuty: PagerDutyState?
+
+    public struct PagerDutyState: Codable, Sendable, Equatable {
+        public var status: String
+        public var by: String?
+        public var occurredAtMilliseconds: Int64
+        public var incidentID: String
+        public var webhookID: String
+    }
 
     public init(_ folder: IncidentFolder) {
         routingKey = RoutingKeyMask.mask(folder.key.routingKey)
@@ -22,6 +32,11 @@ public struct IncidentSummary: Codable, Sendable, Equatable {
         counts = folder.counts
         summary = folder.summary
         severity = folder.severity?.rawValue
+        pagerDuty = folder.pagerDuty.map {
+            PagerDutyState(
+                status: $0.status.rawValue, by: $0.by, occurredAtMilliseconds: $0.occurredAtMilliseconds, incidentID: $0.incidentID,
+                webhookID: $0.webhookID)
+        }
     }
 }
 

@@ -115,12 +115,14 @@ public struct IncidentFolder: Sendable, Equatable {
     /// The replicated order of the folder's last change: newer is larger. Lists are newest
     /// first by it, and the least recently changed folder is forgotten first.
     public var sequence: UInt64
+    /// What PagerDuty's webhooks last said of the incident, if any came.
+    public var pagerDuty: PagerDutyView?
 
     public init(
         key: OrderingKey, state: State, source: String, summary: String = "", severity: Severity? = nil,
         firstSeenAtMilliseconds: Int64, lastSeenAtMilliseconds: Int64, counts: Counts = Counts(),
         lastForwardedTrigger: ForwardedTrigger? = nil, history: [Entry] = [], droppedEntries: Int = 0,
-        sequence: UInt64
+        sequence: UInt64, pagerDuty: PagerDutyView? = nil
     ) {
         precondition(history.count <= Self.maxHistoryEntries, "a folder holds at most \(Self.maxHistoryEntries) history entries")
         self.key = key
@@ -135,6 +137,7 @@ public struct IncidentFolder: Sendable, Equatable {
         self.history = history
         self.droppedEntries = droppedEntries
         self.sequence = sequence
+        self.pagerDuty = pagerDuty
     }
 
     /// Appends to the history, dropping its oldest entry when full.
@@ -172,6 +175,30 @@ public struct IncidentFolder: Sendable, Equatable {
         history[index].outcome = outcome
         history[index].eventNumber = eventNumber
         return true
+    }
+
+    /// Why a webhook does not apply to this folder, or nil when it does. A retry of the webhook
+    /// last applied is a duplicate; one older than the last applied, or than the trigger last
+    /// forwarded, speaks of an earlier state or an earlier incident (PagerDuty's clock and the
+    /// relay's may differ by the skew `/v1/cluster` reports).
+    public func refusal(of view: PagerDutyView) -> String? {
+        if let last = pagerDuty {
+            if last.webhookID == view.webhookID { return "duplicate" }
+            if view.occurredAtMilliseconds < last.occurredAtMilliseconds { return "older than the last webhook applied" }
+        }
+        if view.status != .triggered, let trigger = lastForwardedTrigger, view.occurredAtMilliseconds < trigger.receivedAtMilliseconds {
+            return "older than the last trigger forwarded"
+        }
+        return nil
+    }
+
+    /// Takes what PagerDuty said: the lifecycle follows it, and once resolved there is no
+    /// forwarded trigger for a repeat to match.
+    public mutating func apply(_ view: PagerDutyView) {
+        precondition(refusal(of: view) == nil, "a webhook applied to a folder that refuses it")
+        pagerDuty = view
+        state = view.folderState
+        if view.status == .resolved { lastForwardedTrigger = nil }
     }
 
     /// The lifecycle after `action`. An acknowledge of a resolved incident changes nothing, as in

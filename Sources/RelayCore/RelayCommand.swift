@@ -78,6 +78,8 @@ public enum RelayCommand: Sendable, Equatable {
     case flushDigests(atMilliseconds: Int64)
     /// Operator (`pdrelay drill`): what a failover rehearsal measured; its id is assigned here.
     case recordDrill(DrillRecord)
+    /// A PagerDuty v3 webhook about the incident with `dedupKey` (under any routing key).
+    case applyWebhook(dedupKey: String, PagerDutyView)
 }
 
 public enum CommandResult: Sendable, Equatable {
@@ -109,6 +111,9 @@ public enum CommandResult: Sendable, Equatable {
     case digestsFlushed(count: Int)
     case drillRecorded(DrillRecord)
     case drillRefused(OperatorError)
+    /// The folders the webhook changed (0 when the relay keeps none for its dedup_key), and
+    /// why it left others alone.
+    case webhookApplied(folders: Int, refusals: [String])
     /// The queue is at its limit; nothing was queued and the client must retry later.
     case queueFull
     case attemptRecorded

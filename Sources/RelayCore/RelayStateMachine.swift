@@ -296,6 +296,8 @@ public struct RelayStateMachine: Sendable {
                 effects.mutations.append(.deleteDrill(id: drills.removeFirst().id))
             }
             return .drillRecorded(drill)
+        case .applyWebhook(let dedupKey, let view):
+            return applyWebhook(view, dedupKey: dedupKey, effects: &effects)
         case .heartbeatMissed(let name, let checkIns, let time):
             guard var heartbeat = heartbeats[name], heartbeat.checkIns == checkIns, !heartbeat.alarmed else {
                 return .heartbeatRefused(OperatorError("heartbeat \(name) checked in, or its alarm is already open", kind: .conflict))
@@ -743,6 +745,27 @@ public struct RelayStateMachine: Sendable {
             }
         }
         return appended
+    }
+
+    /// A webhook changes every folder of its dedup_key that does not refuse it. PagerDuty names
+    /// the incident, not the routing key, and a dedup_key is rarely under two; a linear scan is
+    /// cheap at the rate people acknowledge incidents.
+    private mutating func applyWebhook(_ view: PagerDutyView, dedupKey: String, effects: inout Effects) -> CommandResult {
+        var changed = 0
+        var refusals: [String] = []
+        for key in folders.keys.filter({ $0.dedupKey == dedupKey }).sorted(by: { $0.routingKey < $1.routingKey }) {
+            if let refusal = folders[key]!.refusal(of: view) {
+                refusals.append(refusal)
+                continue
+            }
+            folders[key]!.apply(view)
+            folders[key]!.sequence = nextFolderSequence
+            nextFolderSequence += 1
+            folderOrder.append((folders[key]!.sequence, key))
+            effects.mutations.append(.putFolder(folders[key]!))
+            changed += 1
+        }
+        return .webhookApplied(folders: changed, refusals: refusals)
     }
 
     /// Gives a held event's folder entry its outcome, when the event leaves its window without

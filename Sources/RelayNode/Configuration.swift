@@ -73,6 +73,15 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// The longest syslog message or line a gateway reads; RFC 5424 asks receivers to take
     /// 2,048 octets and allows more, and PLC alarms with structured data run to a few KB.
     public var gatewayMaxMessageBytes = 16_384
+    /// The PagerDuty webhook subscription's secret: with it, `POST /v1/webhooks/pagerduty`
+    /// takes v3 webhooks signed with it (or with `webhook_secret_next`, during a rotation).
+    public var webhookSecret: String?
+    public var webhookSecretNext: String?
+    /// The networks webhooks may come from (PagerDuty's published safelist), one per line;
+    /// re-read when it changes, without a restart. Required with `webhook_secret`.
+    public var webhookAllowedNetworksFile: String?
+    /// The secrets a webhook signature is checked against.
+    public var webhookSecrets: [String] { [webhookSecret, webhookSecretNext].compactMap { $0 } }
     public var logLevel = "info"
     public var httpsProxy: String?
     public var noProxy: String?
@@ -124,7 +133,9 @@ public struct RelayConfiguration: Sendable, Equatable {
     public init() {}
 
     /// Settings whose values are secrets: never logged, and a file holding one must be 0600.
-    static let secretSettings: Set<String> = ["admin_token", "admin_token_next", "https_proxy", "cluster_secret", "cluster_secret_next"]
+    static let secretSettings: Set<String> = [
+        "admin_token", "admin_token_next", "https_proxy", "cluster_secret", "cluster_secret_next", "webhook_secret", "webhook_secret_next",
+    ]
 
     /// The timing the cluster core runs with.
     public var timing: ClusterTiming {
@@ -514,6 +525,9 @@ extension RelayConfiguration {
         .optional("line_tcp_address", \.lineTCPAddress),
         .optional("gateway_rules_file", \.gatewayRulesFile),
         .integer("gateway_max_message_bytes", \.gatewayMaxMessageBytes),
+        .optional("webhook_secret", \.webhookSecret),
+        .optional("webhook_secret_next", \.webhookSecretNext),
+        .optional("webhook_allowed_networks_file", \.webhookAllowedNetworksFile),
         .string("data_directory", \.dataDirectory),
         .string("upstream_url", \.upstreamURL),
         .optional("upstream_ca_file", \.upstreamCAFile),

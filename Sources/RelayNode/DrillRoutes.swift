@@ -13,7 +13,7 @@ struct DrillRoutes: Sendable {
     let adminTokens: [String]
     static let maxBodyBytes = 8 * 1_024
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         router.get("/v1/drills") { _, _ in try QueueRoutes.encode(DrillList(drills: await engine.drills.reversed())) }
         let admin = router.group("/v1").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         admin.post("/cluster/handover") { _, _ in

@@ -12,7 +12,7 @@ struct HeartbeatRoutes: Sendable {
     let adminTokens: [String]
     static let maxBodyBytes = 16 * 1_024
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         router.post("/v1/heartbeats/:name") { request, context in
             let name = try context.parameters.require("name")
             let body = try await OperatorRequestBody(request, known: ["routing_key", "interval_seconds"], maxBytes: Self.maxBodyBytes)

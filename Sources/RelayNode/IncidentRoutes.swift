@@ -13,7 +13,7 @@ struct IncidentRoutes: Sendable {
     static let maxListLimit = 1_000
     static let knownListParameters: Set<String> = ["state", "routing_key", "source", "limit", "cursor"]
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         let incidents = router.group("/v1/incidents").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         incidents.get { request, _ in
             let query = request.uri.queryParameters

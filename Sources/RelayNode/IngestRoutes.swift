@@ -21,7 +21,7 @@ struct IngestRoutes: Sendable {
         ("/generic/2010-04-15/create_event.json", .v1Generic),
     ]
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         for (path, api) in Self.paths {
             router.post(RouterPath(path)) { request, _ in await ingest(api, request) }
         }

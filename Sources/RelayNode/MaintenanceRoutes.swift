@@ -13,7 +13,7 @@ struct MaintenanceRoutes: Sendable {
     static let maxBodyBytes = 64 * 1_024
     static let specFields: Set<String> = ["start", "end", "duration_minutes", "routing_keys", "source_pattern", "reason", "hold"]
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         let windows = router.group("/v1/maintenance-windows").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         windows.get { _, _ in
             try QueueRoutes.encode(
@@ -68,7 +68,7 @@ struct MaintenanceRoutes: Sendable {
         }
     }
 
-    static func id(_ context: BasicRequestContext) throws -> UInt64 {
+    static func id(_ context: ClientRequestContext) throws -> UInt64 {
         guard let text = context.parameters.get("id"), let id = UInt64(text) else {
             throw HTTPError(.badRequest, message: "A maintenance window's id is a number, as `pdrelay maintenance list` shows")
         }

@@ -104,3 +104,11 @@ extension NodeMetrics {
             .increment()
     }
 }
+
+extension NodeMetrics {
+    /// `outcome`: applied, duplicate, stale, no_folder, ignored (not an incident status change),
+    /// forbidden, bad_signature, malformed, unavailable.
+    func webhook(_ outcome: String) {
+        Counter(label: "pdrelay_webhooks_total", dimensions: [("outcome", outcome)], factory: factory).increment()
+    }
+}

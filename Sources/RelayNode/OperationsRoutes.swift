@@ -17,7 +17,7 @@ struct OperationsRoutes: Sendable {
     /// A peer silent this long is named as not answering.
     static let peerSilentMilliseconds: Int64 = 5_000
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         // Live means the process should keep running: false only once the store has failed,
         // after which only a restart (from disk) helps.
         router.get("/healthz") { _, _ in
@@ -151,9 +151,7 @@ extension OperationsRoutes {
 
 /// Turns every error, including unknown paths and methods, into a JSON body in PagerDuty's
 /// error shape, so no client ever has to parse an empty or HTML answer.
-struct JSONErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
-
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)

@@ -13,7 +13,7 @@ struct QueueRoutes: Sendable {
     let adminTokens: [String]
     static let maxListLimit = 10_000
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         let queue = router.group("/v1/queue").add(middleware: AdminTokenMiddleware(tokens: adminTokens))
         queue.get("/status") { _, _ in try Self.encode(await engine.status()) }
         queue.get("/events") { request, _ in
@@ -82,7 +82,7 @@ struct QueueRoutes: Sendable {
 /// During a rotation two tokens are accepted (`admin_token_next`), so clients can move to the new
 /// one before the old one is dropped.
 struct AdminTokenMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = ClientRequestContext
     let tokens: [String]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -59,6 +59,17 @@ extension RelayConfiguration {
         guard (512...262_144).contains(gatewayMaxMessageBytes) else {
             throw ConfigurationError("gateway_max_message_bytes must be between 512 and 262144")
         }
+        if webhookSecretNext != nil, webhookSecret == nil {
+            throw ConfigurationError("webhook_secret_next is the second secret of a rotation; set webhook_secret too")
+        }
+        for secret in webhookSecrets where secret.utf8.count < 16 {
+            throw ConfigurationError("webhook_secret must be at least 16 characters (PagerDuty's are 64)")
+        }
+        if webhookSecret != nil, webhookAllowedNetworksFile == nil {
+            throw ConfigurationError(
+                "webhook_secret needs webhook_allowed_networks_file: PagerDuty's published webhook addresses, one per line (docs/gateways.md)"
+            )
+        }
         if !listeners.isEmpty, gatewayRulesFile == nil {
             throw ConfigurationError(
                 "\(listeners.map(\.setting).joined(separator: ", ")) needs gateway_rules_file: without rules every message would be dropped (docs/gateways.md)"

@@ -99,13 +99,19 @@ public enum RelayNode {
             // a held copy ahead of its client's retry and later events.
             requestHoldMilliseconds: configuration.isClustered ? configuration.requestHoldMilliseconds : nil,
             environment: environment)
-        let router = Router()
+        let router = Router(context: ClientRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         var limits = ValidationLimits.pagerDuty
         limits.maxEventBytes = configuration.maxEventBytes
         let intake = EventIntake(
             commands: commands, environment: environment, limits: limits, dedupKeyTemplates: try configuration.dedupKeyTemplates)
         IngestRoutes(intake: intake, environment: environment, limits: limits, metrics: metrics, logger: logger).register(on: router)
+        if let path = configuration.webhookAllowedNetworksFile, !configuration.webhookSecrets.isEmpty {
+            WebhookRoutes(
+                commands: commands, secrets: configuration.webhookSecrets, allowList: try WebhookAllowListFile(path: path, logger: logger),
+                metrics: metrics, logger: logger
+            ).register(on: router)
+        }
         for listener in gatewayListeners {
             let pipeline = GatewayPipeline(
                 gateway: listener.gateway, rules: gatewayRules, intake: intake, environment: environment, metrics: metrics, logger: logger)

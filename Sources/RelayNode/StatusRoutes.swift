@@ -13,7 +13,7 @@ struct StatusRoutes: Sendable {
     let readiness: Readiness
     let environment: NodeEnvironment
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ClientRequestContext>) {
         router.get("/v1/status") { _, _ in JSONResponses.json(.ok, await status()) }
         router.get("/") { _, _ in
             Response(

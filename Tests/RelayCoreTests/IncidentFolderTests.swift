@@ -174,7 +174,9 @@ import Testing
         deliverHead()
         let encoded = folder().encoded
         #expect(try IncidentFolder(encoded: encoded) == folder())
-        #expect(throws: DecodingFailure.self) { try IncidentFolder(encoded: Array(encoded.dropLast())) }
+        // The last byte is the absent webhook view, which a folder stored before webhooks lacks;
+        // a byte less than that is a damaged folder.
+        #expect(throws: DecodingFailure.self) { try IncidentFolder(encoded: Array(encoded.dropLast(2))) }
         let rebuilt = RelayStateMachine(limits: machine.limits, contents: machine.contents)
         #expect(rebuilt.contents == machine.contents)
     }
@@ -185,5 +187,49 @@ import Testing
         #expect(throws: ConfigurationError.self) {
             try RelayStateMachine.Limits(repeatIntervalMilliseconds: RelayStateMachine.Limits.maxRepeatIntervalMilliseconds + 1).validate()
         }
+    }
+}
+
+extension IncidentFolderTests {
+    @Test func aWebhookAppliesOnceInOrderAndNotToALaterIncident() {
+        var folder = IncidentFolder(
+            key: OrderingKey(routingKey: TestSupport.routingKey(), dedupKey: "pump-7"), state: .open, source: "plc",
+            firstSeenAtMilliseconds: 1_000, lastSeenAtMilliseconds: 1_000,
+            lastForwardedTrigger: .init(eventNumber: 1, severity: .critical, summary: "low", receivedAtMilliseconds: 1_000), sequence: 1)
+        let acknowledged = PagerDutyView(webhookID: "W1", status: .acknowledged, by: "Ada", occurredAtMilliseconds: 2_000, incidentID: "Q")
+        #expect(folder.refusal(of: acknowledged) == nil)
+        folder.apply(acknowledged)
+        #expect(folder.state == .acknowledged && folder.lastForwardedTrigger != nil)
+        #expect(folder.refusal(of: acknowledged) == "duplicate")
+        let earlier = PagerDutyView(webhookID: "W0", status: .resolved, by: nil, occurredAtMilliseconds: 1_500, incidentID: "Q")
+        #expect(folder.refusal(of: earlier) == "older than the last webhook applied")
+        let resolved = PagerDutyView(webhookID: "W2", status: .resolved, by: "Ada", occurredAtMilliseconds: 3_000, incidentID: "Q")
+        folder.apply(resolved)
+        #expect(folder.state == .resolved && folder.lastForwardedTrigger == nil, "a repeat has nothing left to match")
+        // A new trigger at 5 s; a retry of a resolve from before it speaks of the old incident.
+        folder.lastForwardedTrigger = .init(eventNumber: 2, severity: .critical, summary: "low", receivedAtMilliseconds: 5_000)
+        folder.state = .open
+        let stale = PagerDutyView(webhookID: "W3", status: .resolved, by: "Ada", occurredAtMilliseconds: 4_000, incidentID: "Q")
+        #expect(folder.refusal(of: stale) == "older than the last trigger forwarded")
+    }
+
+    @Test func aFolderStoredBeforeWebhooksStillReads() throws {
+        let folder = IncidentFolder(
+            key: OrderingKey(routingKey: TestSupport.routingKey(), dedupKey: "old"), state: .open, source: "plc",
+            firstSeenAtMilliseconds: 1,
+            lastSeenAtMilliseconds: 2, sequence: 3)
+        var writer = ByteWriter()
+        writer.write(folder)
+        var bytes = writer.bytes
+        #expect(bytes.last == 0, "no view: the optional's flag")
+        bytes.removeLast()  // What a node before webhooks wrote.
+        var reader = ByteReader(bytes)
+        #expect(try reader.readFolder() == folder)
+        var withView = folder
+        withView.pagerDuty = PagerDutyView(webhookID: "W", status: .resolved, by: nil, occurredAtMilliseconds: 9, incidentID: "Q")
+        var viewWriter = ByteWriter()
+        viewWriter.write(withView)
+        var viewReader = ByteReader(viewWriter.bytes)
+        #expect(try viewReader.readFolder() == withView)
     }
 }

@@ -263,6 +263,15 @@ struct Clients {
                 }
             case 8:
                 command = .retryDead(EventFilter(dedupKey: random.next() % 2 == 0 ? dedupKey : nil))
+            case 9 where random.next() % 3 == 1:
+                // PagerDuty's webhooks, some repeated and some older than what came before.
+                let status = PagerDutyView.Status.allCases[Int(random.next() % 3)]
+                command = .applyWebhook(
+                    dedupKey: dedupKey,
+                    PagerDutyView(
+                        webhookID: "w\(random.next() % 20)", status: status, by: "person",
+                        occurredAtMilliseconds: clients.now - Int64(random.next() % 60),
+                        incidentID: "Q1"))
             case 9 where random.next() % 3 == 0:
                 // Enough drills that the oldest are forgotten.
                 command = .recordDrill(
