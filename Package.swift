@@ -187,6 +187,9 @@ let package = Package(
             ],
             path: "loadtest/Sources/pdrelay-loadtest"
         ),
+        // libFuzzer targets for the gateways' parsers (scripts/fuzz builds it with
+        // --sanitize=fuzzer and -DFUZZING); built plainly, it replays saved inputs.
+        .executableTarget(name: "pdrelay-fuzz", dependencies: ["GatewayCore", "RelayCore"], path: "Tests/Fuzz"),
         .target(name: "RelayTestSupport", path: "Tests/Support/RelayTestSupport"),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "SeededRandom", "RelayTestSupport"]),
         // testdata/: the protocol transcripts TranscriptTests runs (read from the source tree).

@@ -128,7 +128,8 @@ public struct RuleMatcher {
             payload["custom_details"] = .object(details)
             event["payload"] = .object(payload)
         }
-        return .event(JSONValue.object(event).encoded(), rule: rule)
+        return .event(
+            JSONValue.object(event).encoded(), rule: rule, incident: event["dedup_key"]?.stringValue.map { routingKey + "\n" + $0 })
     }
 
     private static func bounded(_ text: String, _ limit: Int, or fallback: String) -> String {

@@ -67,38 +67,58 @@ struct GatewayPipeline: Sendable {
         warn(error.reason, "malformed \(gateway.rawValue) input dropped: \(error.description)", sender: sender)
     }
 
-    /// Applies the rules and, for an event, waits until it is durable or refused.
-    func process(_ fields: [String: String], matcher: RuleMatcher) async -> Result {
+    /// An event a rule built, ready for the intake.
+    struct Event: Sendable {
+        let body: [UInt8]
+        let rule: String
+        let incident: String?
+        let sender: String
+    }
+
+    /// Applies the rules: the event a message becomes, or nil (counted) when it becomes none.
+    func event(_ fields: [String: String], matcher: RuleMatcher) -> Event? {
         switch matcher.map(fields) {
         case .unmatched:
             metrics.gateway(gateway.rawValue, "unmatched")
-            return .done
+            return nil
         case .unmappable(let rule, let reason):
             metrics.gateway(gateway.rawValue, "unmappable")
             warn("unmappable:\(rule)", "rule \(rule) matched but its event cannot be sent: \(reason)", sender: fields["sender"] ?? "")
+            return nil
+        case .event(let body, let rule, let incident):
+            return Event(body: body, rule: rule, incident: incident, sender: fields["sender"] ?? "")
+        }
+    }
+
+    /// Applies the rules and, for an event, waits until it is durable or refused.
+    func process(_ fields: [String: String], matcher: RuleMatcher) async -> Result {
+        guard let event = event(fields, matcher: matcher) else { return .done }
+        return await take(event)
+    }
+
+    /// Hands the event to the intake and waits until it is durable or refused.
+    func take(_ event: Event) async -> Result {
+        let (body, rule) = (event.body, event.rule)
+        switch await intake.take(body, api: .v2Alert, receivedAtMilliseconds: environment.monotonicMilliseconds()) {
+        case .taken(let outcome, let dedupKey):
+            metrics.gateway(gateway.rawValue, "event")
+            metrics.accepted(.v2Alert, outcome)
+            logger.debug("gateway event", metadata: ["gateway": "\(gateway.rawValue)", "rule": "\(rule)", "dedup_key": "\(dedupKey)"])
             return .done
-        case .event(let body, let rule):
-            switch await intake.take(body, api: .v2Alert, receivedAtMilliseconds: environment.monotonicMilliseconds()) {
-            case .taken(let outcome, let dedupKey):
-                metrics.gateway(gateway.rawValue, "event")
-                metrics.accepted(.v2Alert, outcome)
-                logger.debug("gateway event", metadata: ["gateway": "\(gateway.rawValue)", "rule": "\(rule)", "dedup_key": "\(dedupKey)"])
-                return .done
-            case .invalid(let error):
-                metrics.gateway(gateway.rawValue, "invalid_event")
-                warn("invalid:\(rule)", "rule \(rule) built an event PagerDuty would refuse: \(error)", sender: fields["sender"] ?? "")
-                return .done
-            case .queueFull:
-                metrics.gateway(gateway.rawValue, "queue_full")
-                warn(
-                    "queue_full", "Queue Full: \(gateway.rawValue) messages wait (TCP) or are lost (UDP) until deliveries make room",
-                    sender: "")
-                return .retryLater
-            case .unavailable(let error):
-                metrics.gateway(gateway.rawValue, "unavailable")
-                warn("unavailable", "\(gateway.rawValue) messages cannot be taken now: \(IngestRoutes.explain(error))", sender: "")
-                return .retryLater
-            }
+        case .invalid(let error):
+            metrics.gateway(gateway.rawValue, "invalid_event")
+            warn("invalid:\(rule)", "rule \(rule) built an event PagerDuty would refuse: \(error)", sender: event.sender)
+            return .done
+        case .queueFull:
+            metrics.gateway(gateway.rawValue, "queue_full")
+            warn(
+                "queue_full", "Queue Full: \(gateway.rawValue) messages wait (TCP) or are lost (UDP) until deliveries make room",
+                sender: "")
+            return .retryLater
+        case .unavailable(let error):
+            metrics.gateway(gateway.rawValue, "unavailable")
+            warn("unavailable", "\(gateway.rawValue) messages cannot be taken now: \(IngestRoutes.explain(error))", sender: "")
+            return .retryLater
         }
     }
 

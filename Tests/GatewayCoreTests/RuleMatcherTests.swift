@@ -25,7 +25,7 @@ import Testing
         """
 
     func decoded(_ verdict: GatewayVerdict) throws -> JSONValue {
-        guard case .event(let bytes, _) = verdict else { throw Unexpected(verdict: verdict) }
+        guard case .event(let bytes, _, _) = verdict else { throw Unexpected(verdict: verdict) }
         return try JSONValue.parse(bytes)
     }
 
@@ -35,7 +35,7 @@ import Testing
         let matcher = RuleMatcher(try Self.rules(Self.plant), gateway: .syslog)
         let message = try SyslogParser.parse(Array("<11>Dec  4 16:00:01 plc-7 TEMPCTL[311]: zone B2 at 71.5 C".utf8))
         let verdict = matcher.map(message.fields(sender: "10.0.0.7"))
-        guard case .event(_, let rule) = verdict else { throw Unexpected(verdict: verdict) }
+        guard case .event(_, let rule, _) = verdict else { throw Unexpected(verdict: verdict) }
         #expect(rule == "over-temperature")
         let event = try decoded(verdict)
         #expect(event["dedup_key"] == "plc-7/TEMPCTL/B2" && event["event_action"] == "trigger")
@@ -43,7 +43,7 @@ import Testing
         #expect(event["payload"]?["source"] == "plc-7" && event["payload"]?["component"] == "TEMPCTL")
         #expect(event["payload"]?["custom_details"]?["celsius"] == "71.5")
         // What the rule built is an event the HTTP endpoint would take as it is.
-        guard case .event(let bytes, _) = verdict else { return }
+        guard case .event(let bytes, _, _) = verdict else { return }
         #expect((try? EventValidator.validate(body: bytes, api: .v2Alert).get()) != nil)
 
         let normal = try SyslogParser.parse(Array("<14>Dec  4 16:09:00 plc-7 TEMPCTL: zone B2 normal".utf8))

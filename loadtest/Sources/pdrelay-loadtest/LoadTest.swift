@@ -9,7 +9,30 @@ struct LoadTest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pdrelay-loadtest",
         abstract: "Measure pdrelay's events per minute, latency and correctness on this machine.",
-        subcommands: [Bench.self, CeilingServerCommand.self], defaultSubcommand: Bench.self)
+        subcommands: [Bench.self, SyslogBenchCommand.self, CeilingServerCommand.self], defaultSubcommand: Bench.self)
+}
+
+/// Syslog messages per second into durable events, on one node and on three.
+struct SyslogBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "syslog", abstract: "Syslog messages per second into durable events (TCP, octet counting), on one node and on three.")
+
+    @Option(help: "Messages per run.") var messages = 20_000
+    @Option(help: "TCP connections sending at once.") var connections = 16
+    @Option(help: "Node counts to run, comma-separated (1, 3).") var nodes = "1,3"
+    @Option(help: "The pdrelay binary (default: beside this one).") var binary: String?
+
+    func run() async throws {
+        let binary =
+            binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pdrelay").path
+        // Run from the package root, as `bench` is (deploy/local-cluster starts the three nodes).
+        let packageRoot = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        for count in nodes.split(separator: ",").compactMap({ Int($0) }) {
+            let result = try await SyslogBench.run(
+                packageRoot: packageRoot, binary: binary, nodes: count, messages: messages, connections: connections)
+            print(result)
+        }
+    }
 }
 
 /// The trivial server of the HTTP-ceiling baseline, started by `bench` as its own process.
