@@ -115,7 +115,9 @@ public struct RuleMatcher {
             var payload: [String: JSONValue] = [
                 "summary": .string(
                     bounded(template.summary?.render(fields) ?? "", Self.maxSummaryCharacters, or: "\(gateway.rawValue) message")),
-                "source": .string(bounded(template.source?.render(fields) ?? "", 255, or: fields["sender"] ?? "unknown")),
+                "source": .string(
+                    bounded(template.source?.render(fields) ?? "", 255, or: fields["sender"].flatMap { $0.isEmpty ? nil : $0 } ?? "unknown")
+                ),
                 "severity": .string(EventTemplate.severity(severityText) ?? "warning"),
             ]
             for (name, part) in [("component", template.component), ("group", template.group), ("class", template.eventClass)] {

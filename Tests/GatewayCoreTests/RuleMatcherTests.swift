@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import RelayCore
 import Testing
@@ -97,5 +98,29 @@ import Testing
                 #expect("\(error)".contains(fragment), "\(error)")
             }
         }
+    }
+}
+
+/// Inputs the fuzzers found (scripts/fuzz), kept so that they stay fixed.
+@Suite struct FuzzRegressionTests {
+    static func fixture(_ name: String) throws -> [UInt8] {
+        Array(
+            try Data(
+                contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("Fixtures/fuzz-regressions/\(name)")))
+    }
+
+    /// `sender=\t\tlo=\t\tllo=""`: every field the default source names was empty, and the
+    /// event went out with an empty `payload.source`, which PagerDuty (and the intake) refuse.
+    @Test func aLineWhoseSourceFieldsAreAllEmptyStillBuildsAValidEvent() throws {
+        let fields = try LineParser.parse(try Self.fixture("lines-empty-sender"))
+        #expect(fields["sender"] == "")
+        let rules = try RuleMatcherTests.rules(
+            #"{"lines": {"unmatched": {"routing_key": "\#(RuleMatcherTests.routingKey)", "summary": "{msg}"}}}"#)
+        guard case .event(let body, _, _) = RuleMatcher(rules, gateway: .lines).map(fields) else {
+            Issue.record("no event")
+            return
+        }
+        #expect((try? EventValidator.validate(body: body, api: .v2Alert).get()) != nil, "\(String(decoding: body, as: UTF8.self))")
     }
 }
