@@ -18,22 +18,17 @@ public struct FieldTemplate: Sendable, Equatable, CustomStringConvertible {
             throw ConfigurationError("\(setting) is longer than \(Self.maxCharacters) characters")
         }
         var parts: [Part] = []
-        var rest = Substring(text)
-        while let open = rest.firstIndex(where: { $0 == "{" || $0 == "}" }) {
-            guard rest[open] == "{" else { throw ConfigurationError("\(setting) '\(text)' has a '}' without its '{'") }
-            if open > rest.startIndex { parts.append(.literal(String(rest[..<open]))) }
-            let afterOpen = rest.index(after: open)
-            guard let close = rest[afterOpen...].firstIndex(of: "}") else {
-                throw ConfigurationError("\(setting) '\(text)' has a '{' without its '}'")
+        for part in try TemplateText.parts(text, what: setting) {
+            switch part {
+            case .literal(let literal): parts.append(.literal(literal))
+            case .placeholder(let placeholder):
+                let names = placeholder.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+                guard names.allSatisfy({ !$0.isEmpty && !$0.contains("{") && !$0.contains(" ") }) else {
+                    throw ConfigurationError("\(setting) '\(text)' has an empty or malformed placeholder '{\(placeholder)}'")
+                }
+                parts.append(.field(names))
             }
-            let names = rest[afterOpen..<close].split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            guard names.allSatisfy({ !$0.isEmpty && !$0.contains("{") && !$0.contains(" ") }) else {
-                throw ConfigurationError("\(setting) '\(text)' has an empty or malformed placeholder '{\(rest[afterOpen..<close])}'")
-            }
-            parts.append(.field(names))
-            rest = rest[rest.index(after: close)...]
         }
-        if !rest.isEmpty { parts.append(.literal(String(rest))) }
         self.parts = parts
         self.description = text
     }

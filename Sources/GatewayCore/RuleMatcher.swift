@@ -114,18 +114,18 @@ public struct RuleMatcher {
             let severityText = template.severity?.render(fields) ?? ""
             var payload: [String: JSONValue] = [
                 "summary": .string(
-                    bounded(template.summary?.render(fields) ?? "", Self.maxSummaryCharacters, or: "\(gateway.rawValue) message")),
+                    bounded(template.summary?.render(fields) ?? "", Self.maxSummaryCharacters, or: ["\(gateway.rawValue) message"])),
                 "source": .string(
-                    bounded(template.source?.render(fields) ?? "", 255, or: fields["sender"].flatMap { $0.isEmpty ? nil : $0 } ?? "unknown")
+                    bounded(template.source?.render(fields) ?? "", 255, or: [fields["sender"] ?? "", "unknown"])
                 ),
                 "severity": .string(EventTemplate.severity(severityText) ?? "warning"),
             ]
             for (name, part) in [("component", template.component), ("group", template.group), ("class", template.eventClass)] {
-                if let text = part?.render(fields), !text.isEmpty { payload[name] = .string(bounded(text, 255, or: "")) }
+                if let text = part.map({ bounded($0.render(fields) ?? "", 255) }), !text.isEmpty { payload[name] = .string(text) }
             }
             var details: [String: JSONValue] = ["gateway": .string(gateway.rawValue), "rule": .string(rule)]
             for (name, value) in fields.sorted(by: { $0.key < $1.key }).prefix(maxDetailFields) {
-                details[name] = .string(bounded(value, maxDetailCharacters, or: ""))
+                details[name] = .string(value.count > maxDetailCharacters ? String(value.prefix(maxDetailCharacters)) : value)
             }
             payload["custom_details"] = .object(details)
             event["payload"] = .object(payload)
@@ -134,9 +134,13 @@ public struct RuleMatcher {
             JSONValue.object(event).encoded(), rule: rule, incident: event["dedup_key"]?.stringValue.map { routingKey + "\n" + $0 })
     }
 
-    private static func bounded(_ text: String, _ limit: Int, or fallback: String) -> String {
-        let trimmed = String(String(text.drop(while: \.isWhitespace).reversed()).drop(while: \.isWhitespace).reversed())
-        if trimmed.isEmpty { return fallback }
-        return trimmed.count > limit ? String(trimmed.prefix(limit)) : trimmed
+    /// The first of `text` and `fallbacks` that is not blank, trimmed and cut to `limit`: a
+    /// summary or source of only spaces is one PagerDuty refuses. Empty when all are blank.
+    private static func bounded(_ text: String, _ limit: Int, or fallbacks: [String] = []) -> String {
+        for candidate in [text] + fallbacks {
+            let trimmed = String(String(candidate.drop(while: \.isWhitespace).reversed()).drop(while: \.isWhitespace).reversed())
+            if !trimmed.isEmpty { return trimmed.count > limit ? String(trimmed.prefix(limit)) : trimmed }
+        }
+        return ""
     }
 }

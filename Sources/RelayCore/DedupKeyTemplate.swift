@@ -38,18 +38,12 @@ public struct DedupKeyTemplate: Sendable, Equatable, CustomStringConvertible {
             throw ConfigurationError("a dedup_key template must have 1 to \(Self.maxTemplateCharacters) characters")
         }
         var parts: [Part] = []
-        var rest = Substring(text)
-        while let open = rest.firstIndex(where: { $0 == "{" || $0 == "}" }) {
-            guard rest[open] == "{" else { throw ConfigurationError("dedup_key template '\(text)' has a '}' without its '{'") }
-            if open > rest.startIndex { parts.append(.literal(String(rest[..<open]))) }
-            let afterOpen = rest.index(after: open)
-            guard let close = rest[afterOpen...].firstIndex(of: "}") else {
-                throw ConfigurationError("dedup_key template '\(text)' has a '{' without its '}'")
+        for part in try TemplateText.parts(text, what: "dedup_key template") {
+            switch part {
+            case .literal(let literal): parts.append(.literal(literal))
+            case .placeholder(let name): parts.append(.field(try Self.field(name, in: text)))
             }
-            parts.append(.field(try Self.field(String(rest[afterOpen..<close]), in: text)))
-            rest = rest[rest.index(after: close)...]
         }
-        if !rest.isEmpty { parts.append(.literal(String(rest))) }
         guard parts.contains(where: { if case .field = $0 { true } else { false } }) else {
             throw ConfigurationError("dedup_key template '\(text)' names no field: every trigger would share one incident")
         }

@@ -347,20 +347,23 @@ extension RelayConfiguration {
         return configuration
     }
 
-    mutating func apply(file path: String) throws(ConfigurationError) {
+    /// The YAML document in `path`; `what` names the file in errors ("config file").
+    static func loadYAML(_ path: String, what: String) throws(ConfigurationError) -> Any? {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigurationError("cannot read config file \(path): \(error.localizedDescription)")
+            throw ConfigurationError("cannot read \(what) \(path): \(error.localizedDescription)")
         }
-        let document: Any?
         do {
-            document = try Yams.load(yaml: text)
+            return try Yams.load(yaml: text)
         } catch {
-            throw ConfigurationError("config file \(path) is not valid YAML: \(error)")
+            throw ConfigurationError("\(what) \(path) is not valid YAML: \(error)")
         }
-        guard let document else { return }
+    }
+
+    mutating func apply(file path: String) throws(ConfigurationError) {
+        guard let document = try Self.loadYAML(path, what: "config file") else { return }
         guard let values = document as? [String: Any] else {
             throw ConfigurationError("config file \(path) must be a mapping of setting names to values")
         }

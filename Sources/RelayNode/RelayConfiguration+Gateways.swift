@@ -1,7 +1,6 @@
 import Foundation
 import GatewayCore
 import RelayCore
-import Yams
 
 /// A gateway's listener: where, and over which transport.
 struct GatewayListener: Sendable, Equatable {
@@ -81,18 +80,7 @@ extension RelayConfiguration {
     /// holds secrets and must be 0600.
     func gatewayRules() throws(ConfigurationError) -> GatewayRules {
         guard let path = gatewayRulesFile else { return GatewayRules() }
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationError("cannot read gateway_rules_file \(path): \(error.localizedDescription)")
-        }
-        let document: Any?
-        do {
-            document = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigurationError("gateway_rules_file \(path) is not valid YAML: \(error)")
-        }
+        let document = try Self.loadYAML(path, what: "gateway_rules_file")
         let rules = try GatewayRules(try Self.jsonValue(document ?? [String: Any](), at: path), file: path)
         if !rules.section(.snmpTraps).communities.isEmpty { try Self.requireOwnerOnly(path, holding: ["snmp_traps.communities"]) }
         return rules

@@ -110,11 +110,13 @@ import Testing
                     .appendingPathComponent("Fixtures/fuzz-regressions/\(name)")))
     }
 
-    /// `sender=\t\tlo=\t\tllo=""`: every field the default source names was empty, and the
-    /// event went out with an empty `payload.source`, which PagerDuty (and the intake) refuse.
-    @Test func aLineWhoseSourceFieldsAreAllEmptyStillBuildsAValidEvent() throws {
-        let fields = try LineParser.parse(try Self.fixture("lines-empty-sender"))
-        #expect(fields["sender"] == "")
+    /// `lines-empty-sender` is `sender=\t\tlo=\t\tllo=""`: every field the default source names
+    /// was empty, and the event went out with an empty `payload.source`, which PagerDuty (and the
+    /// intake) refuse. `lines-blank-sender` is `sender=\u{0B}\t`: the fallback itself was blank.
+    @Test(arguments: ["lines-empty-sender", "lines-blank-sender"])
+    func aLineWhoseSourceFieldsAreAllBlankStillBuildsAValidEvent(_ input: String) throws {
+        let fields = try LineParser.parse(try Self.fixture(input))
+        #expect(fields["sender"]?.allSatisfy(\.isWhitespace) == true)
         let rules = try RuleMatcherTests.rules(
             #"{"lines": {"unmatched": {"routing_key": "\#(RuleMatcherTests.routingKey)", "summary": "{msg}"}}}"#)
         guard case .event(let body, _, _) = RuleMatcher(rules, gateway: .lines).map(fields) else {
