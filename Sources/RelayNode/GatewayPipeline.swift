@@ -90,12 +90,6 @@ struct GatewayPipeline: Sendable {
         }
     }
 
-    /// Applies the rules and, for an event, waits until it is durable or refused.
-    func process(_ fields: [String: String], matcher: RuleMatcher) async -> Result {
-        guard let event = event(fields, matcher: matcher) else { return .done }
-        return await take(event)
-    }
-
     /// Hands the event to the intake and waits until it is durable or refused.
     func take(_ event: Event) async -> Result {
         let (body, rule) = (event.body, event.rule)
@@ -121,6 +115,42 @@ struct GatewayPipeline: Sendable {
             return .retryLater
         }
     }
+
+    /// Takes a batch of events: those of one incident in order, one after the other; different
+    /// incidents side by side (at most `maxLanes` at once), so that a burst shares commits
+    /// instead of waiting for one commit per message. PagerDuty's order is per incident, and so is
+    /// the relay's delivery. With `retryMilliseconds` an event refused for now (queue full, no
+    /// leader) is retried until taken, holding its incident's later events back (TCP); without,
+    /// it is lost and already counted (UDP). Throws only when cancelled while waiting to retry.
+    func takeInLanes(_ events: [Event], retryMilliseconds: Int64?) async throws {
+        var lanes: [[Event]] = []
+        var laneOfIncident: [String: Int] = [:]
+        for event in events {
+            if let incident = event.incident, let lane = laneOfIncident[incident] {
+                lanes[lane].append(event)
+            } else {
+                if let incident = event.incident { laneOfIncident[incident] = lanes.count }
+                lanes.append([event])
+            }
+        }
+        for start in stride(from: 0, to: lanes.count, by: Self.maxLanes) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in lanes[start..<min(start + Self.maxLanes, lanes.count)] {
+                    group.addTask {
+                        for event in lane {
+                            while await take(event) == .retryLater, let retryMilliseconds {
+                                try await Task.sleep(for: .milliseconds(retryMilliseconds))
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    /// Incidents taken side by side from one batch.
+    static let maxLanes = 256
 
     private func warn(_ key: String, _ text: String, sender: String) {
         guard throttle.withLockedValue({ $0.allows(key, now: environment.monotonicMilliseconds()) }) else { return }

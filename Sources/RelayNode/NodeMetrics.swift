@@ -98,7 +98,8 @@ extension NodeMetrics {
 
 extension NodeMetrics {
     /// `outcome`: event (durable), unmatched, unmappable, malformed, bad_community, queue_full
-    /// (a UDP message lost: UDP cannot push back), unavailable, invalid_event.
+    /// and unavailable (a UDP message lost, or a TCP one retried: UDP cannot push back),
+    /// overflow (a datagram lost to a full backlog), invalid_event.
     func gateway(_ gateway: String, _ outcome: String) {
         Counter(label: "pdrelay_gateway_messages_total", dimensions: [("gateway", gateway), ("outcome", outcome)], factory: factory)
             .increment()

@@ -78,46 +78,20 @@ struct StreamGatewayService: Service {
         }
     }
 
-    /// Events of one read, taken before the next read: those of one incident in order, one after
-    /// the other; different incidents side by side (at most `maxLanes` at once), so that a
-    /// sender's burst shares commits instead of waiting for one commit per message. PagerDuty's
-    /// order is per incident, and so is the relay's delivery. Throws only when the task is
-    /// cancelled while it waits to retry.
+    /// One read's messages, all taken (`GatewayPipeline.takeInLanes`) before the next read.
+    /// Throws only when the task is cancelled while it waits to retry.
     private func take(_ items: [StreamFramer.Item], sender: String, matcher: RuleMatcher) async throws {
-        var lanes: [[GatewayPipeline.Event]] = []
-        var laneOfIncident: [String: Int] = [:]
+        var events: [GatewayPipeline.Event] = []
         for item in items {
             switch item {
             case .malformed(let error):
                 pipeline.malformed(error, sender: sender)
             case .message(let bytes):
-                guard let fields = pipeline.fields(bytes, sender: sender), let event = pipeline.event(fields, matcher: matcher) else {
-                    continue
-                }
-                if let incident = event.incident, let lane = laneOfIncident[incident] {
-                    lanes[lane].append(event)
-                } else {
-                    if let incident = event.incident { laneOfIncident[incident] = lanes.count }
-                    lanes.append([event])
+                if let fields = pipeline.fields(bytes, sender: sender), let event = pipeline.event(fields, matcher: matcher) {
+                    events.append(event)
                 }
             }
         }
-        for start in stride(from: 0, to: lanes.count, by: Self.maxLanes) {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for lane in lanes[start..<min(start + Self.maxLanes, lanes.count)] {
-                    group.addTask {
-                        for event in lane {
-                            while await pipeline.take(event) == .retryLater {
-                                try await Task.sleep(for: .milliseconds(Self.retryMilliseconds))
-                            }
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-        }
+        try await pipeline.takeInLanes(events, retryMilliseconds: Self.retryMilliseconds)
     }
-
-    /// Incidents taken side by side from one connection's read.
-    static let maxLanes = 256
 }
