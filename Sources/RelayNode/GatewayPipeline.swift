@@ -14,16 +14,8 @@ struct GatewayPipeline: Sendable {
     let environment: NodeEnvironment
     let metrics: NodeMetrics
     let logger: Logger
-    private let throttle = NIOLockedValueBox(LogThrottle<String>(intervalMilliseconds: 10_000))
-
-    init(gateway: Gateway, rules: GatewayRules, intake: EventIntake, environment: NodeEnvironment, metrics: NodeMetrics, logger: Logger) {
-        self.gateway = gateway
-        self.rules = rules
-        self.intake = intake
-        self.environment = environment
-        self.metrics = metrics
-        self.logger = logger
-    }
+    /// One shared by the listener's tasks, as `IngestRoutes.refusals` is by its requests.
+    let throttle = NIOLockedValueBox(LogThrottle<String>(intervalMilliseconds: 10_000))
 
     /// What became of a message, for the listener: a TCP listener holds its sender back on
     /// `.retryLater`, a UDP one can only count the loss.

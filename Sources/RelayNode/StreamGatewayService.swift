@@ -67,11 +67,20 @@ struct StreamGatewayService: Service {
         let matcher = RuleMatcher(pipeline.rules, gateway: listener.gateway)
         var framer = StreamFramer(maxMessageBytes: maxMessageBytes, newlineOnly: listener.gateway == .lines)
         await withGracefulShutdownHandler {
-            try? await connection.executeThenClose { inbound, _ in
-                for try await buffer in inbound {
-                    try await take(framer.feed(buffer.readableBytesView), sender: sender, matcher: matcher)
+            do {
+                try await connection.executeThenClose { inbound, _ in
+                    for try await buffer in inbound {
+                        try await take(framer.feed(buffer.readableBytesView), sender: sender, matcher: matcher)
+                    }
+                    try await take(framer.finish(), sender: sender, matcher: matcher)
                 }
-                try await take(framer.finish(), sender: sender, matcher: matcher)
+            } catch {
+                // A reset by the sender, or a shutdown while a message waited to be retried: what
+                // was taken is durable, what was not was never acknowledged to the sender (TCP
+                // acknowledges bytes, not events), and a syslog sender sends it again.
+                logger.debug(
+                    "gateway connection ended",
+                    metadata: ["gateway": "\(listener.gateway.rawValue)", "sender": "\(sender)", "reason": "\(error)"])
             }
         } onGracefulShutdown: {
             connection.channel.close(promise: nil)

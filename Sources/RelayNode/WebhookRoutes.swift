@@ -1,3 +1,4 @@
+import EngineCore
 import GatewayCore
 import Hummingbird
 import Logging
@@ -54,7 +55,7 @@ struct WebhookRoutes: Sendable {
         let view = PagerDutyView(
             webhookID: webhookID, status: status, by: webhook.agent, occurredAtMilliseconds: occurred, incidentID: webhook.incidentID ?? "")
         switch await submit(.applyWebhook(dedupKey: key, view)) {
-        case .webhookApplied(let folders, let refusals):
+        case .success(.webhookApplied(let folders, let refusals)):
             let outcome = folders > 0 ? "applied" : refusals.contains("duplicate") ? "duplicate" : refusals.isEmpty ? "no_folder" : "stale"
             metrics.webhook(outcome)
             logger.info(
@@ -65,27 +66,41 @@ struct WebhookRoutes: Sendable {
                 ])
             return JSONResponses.json(
                 .accepted, .object(["status": .string(outcome), "folders": .integer(Int64(folders)), "dedup_key": .string(key)]))
-        case .some(let result):
+        case .success(let result):
             preconditionFailure("applyWebhook returned \(result)")
-        case nil:
+        case .failure(let reason):
+            // A 5xx: PagerDuty retries it, with the same X-Webhook-Id.
             metrics.webhook("unavailable")
+            logger.warning(
+                "PagerDuty webhook not recorded; PagerDuty will retry it", metadata: ["reason": "\(reason)", "webhook_id": "\(webhookID)"])
             return JSONResponses.unavailable(
-                status: "unavailable", message: "The webhook could not be recorded in time; PagerDuty will retry it", retryAfterSeconds: 1)
+                status: "unavailable", message: "The webhook was not recorded (\(reason)); PagerDuty will retry it", retryAfterSeconds: 1)
         }
     }
 
-    /// The command's result, or nil when it did not commit within `answerMilliseconds`.
-    private func submit(_ command: RelayCommand) async -> CommandResult? {
-        await withTaskGroup(of: CommandResult?.self) { group in
-            group.addTask { try? await commands.submit(command) }
+    /// The command's result, or why there is none: the engine's refusal (no leader, a store
+    /// failure), or no commit within `answerMilliseconds`.
+    private func submit(_ command: RelayCommand) async -> Swift.Result<CommandResult, WebhookNotRecorded> {
+        await withTaskGroup(of: Swift.Result<CommandResult, WebhookNotRecorded>.self) { group in
+            group.addTask {
+                do throws(EngineError) {
+                    return .success(try await commands.submit(command))
+                } catch {
+                    return .failure(WebhookNotRecorded(description: IngestRoutes.explain(error)))
+                }
+            }
             group.addTask {
                 try? await Task.sleep(for: .milliseconds(Self.answerMilliseconds))
-                return nil
+                return .failure(WebhookNotRecorded(description: "not committed within \(Self.answerMilliseconds) ms"))
             }
-            let first = await group.next() ?? nil
+            let first = await group.next()!
             group.cancelAll()
             return first
         }
+    }
+
+    struct WebhookNotRecorded: Error, CustomStringConvertible {
+        let description: String
     }
 
     private func refuse(_ status: HTTPResponse.Status, _ outcome: String, _ reason: String, source: String) -> Response {

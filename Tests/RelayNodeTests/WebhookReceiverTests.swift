@@ -102,4 +102,23 @@ import Testing
             #expect(metrics.contains(#"pdrelay_webhooks_total{outcome="bad_signature"} 2"#))
         }
     }
+
+    /// Without a leader the webhook cannot be recorded: a 5xx, which PagerDuty retries, saying
+    /// why rather than blaming the clock.
+    @Test func aWebhookThatCannotBeRecordedGetsA503NamingWhy() async throws {
+        let networks = TestSupport.temporaryDirectory("webhook") + "/networks.txt"
+        try "127.0.0.1\n::1\n".write(toFile: networks, atomically: true, encoding: .utf8)
+        let peerPort = PeerTestSupport.peerPort()
+        try await TestNode.run(configure: {
+            PeerTestSupport.loneMember(&$0, peerPort: peerPort, secret: "0123456789abcdef0123456789abcdef-test")
+            $0.leaderWaitMilliseconds = 400
+            $0.webhookSecret = Self.secret
+            $0.webhookAllowedNetworksFile = networks
+        }) { node in
+            let answer = try await Self.post(node, Self.webhook("incident.resolved", key: "pump-7", id: "W1"), id: "W1")
+            #expect(answer.status == 503, "\(answer.text)")
+            #expect(answer.text.contains("no cluster leader is known"), "\(answer.text)")
+            #expect(answer.retryAfter == "1")
+        }
+    }
 }
