@@ -47,7 +47,10 @@ let package = Package(
         .target(name: "ClusterCore", dependencies: ["SeededRandom"]),
         // The glue that replicates the relay's state machine: its conformance, the per-key
         // upstream fence of a leader's term, and the wire encoding of messages and snapshots.
-        .target(name: "RelayReplication", dependencies: ["ClusterCore", "RelayCore"]),
+        .target(
+            name: "RelayReplication",
+            dependencies: ["ClusterCore", "RelayCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Pure core of the node: every decision of the engine (when to write, send, answer,
         // deliver, give up) as a state machine that returns actions. The node's `RelayEngine`
         // and the simulator both carry out its actions; neither decides anything of its own.
@@ -189,12 +192,15 @@ let package = Package(
         ),
         // libFuzzer targets for the gateways' parsers (scripts/fuzz builds it with
         // --sanitize=fuzzer and -DFUZZING); built plainly, it replays saved inputs.
-        .executableTarget(name: "pdrelay-fuzz", dependencies: ["GatewayCore", "RelayCore"], path: "Tests/Fuzz"),
-        .target(name: "RelayTestSupport", path: "Tests/Support/RelayTestSupport"),
+        .executableTarget(
+            name: "pdrelay-fuzz", dependencies: ["GatewayCore", "RelayCore", "RelayReplication", "ClusterCore", "RelayTestSupport"],
+            path: "Tests/Fuzz"
+        ),
+        .target(name: "RelayTestSupport", dependencies: ["RelayReplication"], path: "Tests/Support/RelayTestSupport"),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "SeededRandom", "RelayTestSupport"]),
         // testdata/: the protocol transcripts TranscriptTests runs (read from the source tree).
         .testTarget(name: "ClusterCoreTests", dependencies: ["ClusterCore"], exclude: ["testdata"]),
-        .testTarget(name: "RelayReplicationTests", dependencies: ["RelayReplication", "ClusterCore", "RelayCore"]),
+        .testTarget(name: "RelayReplicationTests", dependencies: ["RelayReplication", "ClusterCore", "RelayCore", "RelayTestSupport"]),
         .testTarget(name: "EngineCoreTests", dependencies: ["EngineCore", "ClusterCore", "RelayCore", "RelayReplication"]),
         .testTarget(name: "ClusterSimulatorTests", dependencies: ["ClusterCore", "ClusterSimulator", "EngineCore"]),
         .testTarget(name: "MockPagerDutyTests", dependencies: ["MockPagerDuty"]),
@@ -212,6 +218,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

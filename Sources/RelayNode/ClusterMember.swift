@@ -12,6 +12,16 @@ public struct ClusterMember: Sendable, Equatable {
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
     }
 
+    /// The URL's host and port: where the peer stream dials (`parse` checked both are there).
+    var address: (host: String, port: Int) {
+        get throws(ConfigurationError) {
+            guard let url = URL(string: url), let host = url.host, let port = url.port else {
+                throw ConfigurationError("peers entry \(id)=\(url) has no host and port")
+            }
+            return (host, port)
+        }
+    }
+
     /// `1=http://10.0.1.5:9091,2=http://10.0.2.5:9091,...`
     static func parse(_ text: String) throws(ConfigurationError) -> [ClusterMember] {
         var members: [ClusterMember] = []

@@ -85,6 +85,17 @@ final class NodeMetrics: Sendable {
             .increment(by: count)
     }
 
+    /// A peer stream connected ("established") or ended ("closed").
+    func peerConnection(peer: Int, event: String) {
+        Counter(label: "pdrelay_peer_connections_total", dimensions: [("peer", String(peer)), ("event", event)], factory: factory)
+            .increment()
+    }
+
+    /// A peer connection refused, or closed for silence, by reason (`PeerStreamRefusal.Reason`).
+    func peerStreamRefused(_ reason: String) {
+        Counter(label: "pdrelay_peer_stream_refusals_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
     func render() -> [UInt8] { registry.emitToBuffer() }
 }
 

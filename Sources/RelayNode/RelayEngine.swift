@@ -255,16 +255,20 @@ public actor RelayEngine {
     }
 
     private func log(_ attempt: AttemptRecord, of event: QueuedEvent, term: Term, problem: String?) {
-        let metadata: Logger.Metadata = [
-            "event": "\(event.number)", "key": "\(event.key)", "action": "\(event.action.rawValue)",
-            "attempt": "\(event.attempts + 1)", "status": "\(attempt.statusCode.map(String.init) ?? "none")",
-            "duration_ms": "\(attempt.durationMilliseconds)", "term": "\(term)", "detail": "\(attempt.detail)",
-        ]
+        let metadata = { () -> Logger.Metadata in
+            [
+                "event": "\(event.number)", "key": "\(event.key)", "action": "\(event.action.rawValue)",
+                "attempt": "\(event.attempts + 1)", "status": "\(attempt.statusCode.map(String.init) ?? "none")",
+                "duration_ms": "\(attempt.durationMilliseconds)", "term": "\(term)", "detail": "\(attempt.detail)",
+            ]
+        }
         switch attempt.outcome {
-        case .delivered: logger.info("delivered", metadata: metadata)
+        // Every delivery is counted (`pdrelay_upstream_responses_total`, the latency histogram);
+        // a line per event is for debugging, not for the hot path.
+        case .delivered: logger.debug("delivered", metadata: metadata())
         case .retry:
-            logger.warning("delivery failed; will retry: \(Self.problem(attempt, routingKey: event.key.routingKey))", metadata: metadata)
-        case .deadLettered: logger.error("dead-lettered: \(Self.problem(attempt, routingKey: event.key.routingKey))", metadata: metadata)
+            logger.warning("delivery failed; will retry: \(Self.problem(attempt, routingKey: event.key.routingKey))", metadata: metadata())
+        case .deadLettered: logger.error("dead-lettered: \(Self.problem(attempt, routingKey: event.key.routingKey))", metadata: metadata())
         }
     }
 

@@ -54,8 +54,8 @@ public enum RelayNode {
             listeners: 1 + (configuration.peerListenAddress == nil ? 0 : 1) + (ingestTLS == nil ? 0 : 1) + gatewayListeners.count)
         if let peerAddress = configuration.peerListenAddress {
             let peers = try PeerTransport(
-                configuration: configuration, environment: environment, transfers: transfers, clockSkew: clockSkew, metrics: metrics,
-                logger: logger)
+                configuration: configuration, engine: engine, environment: environment, transfers: transfers, clockSkew: clockSkew,
+                metrics: metrics, logger: logger)
             await engine.connect { peers.send($0) }
             transport = peers
             let router = Router()
@@ -67,9 +67,11 @@ public enum RelayNode {
                     engine: engine, selfID: configuration.nodeID, limits: machineLimits,
                     dataDirectory: configuration.dataDirectory, transfers: transfers, environment: environment, logger: logger),
                 authenticator: PeerAuthenticator(secrets: configuration.clusterSecrets, members: Set(members.map(\.id))),
-                limits: machineLimits, clockSkew: clockSkew, environment: environment
+                clockSkew: clockSkew, environment: environment
             ).register(on: router)
-            var server = HTTPServerBuilder.http1()
+            var server = HTTPServerBuilder { responder in
+                PeerListenerChannel(http: HTTP1Channel(responder: responder), accept: { await peers.accept($0) })
+            }
             if let tls = try PeerTLS.serverConfiguration(configuration) { server = try .tls(server, tlsConfiguration: tls) }
             services.append(
                 Application(
@@ -204,6 +206,7 @@ struct EngineService: Service {
             return
         }
         logger.debug("listeners bound; starting the engine", metadata: ["lock": "\(lock.path)"])
+        transport?.start()
         // The clock keeps ticking through the drain below: committing the last outcomes and
         // handing leadership over need heartbeats and retransmissions.
         let clock = Task {

@@ -139,6 +139,13 @@ struct ClusterRig {
         for (link, proxy) in links where link.from == node || link.to == node { proxy.blocked = cut }
     }
 
+    /// Stops carrying bytes on every link of `node` without closing a connection: `.bothWays`
+    /// makes each of them half-open, `.fromClient` leaves the connecting side's writes unread.
+    /// The peer stream of a pair is dialed by the lower id, through the link from it.
+    func stall(_ node: Int, _ stall: FaultProxy.Stall) {
+        for (link, proxy) in links where link.from == node || link.to == node { proxy.stalled = stall }
+    }
+
     /// Waits until everything acknowledged has reached the upstream (or the time is up), then
     /// audits what it received.
     func audit(_ stream: EventStream.Outcome, timeout: Duration = .seconds(60)) async -> DeliveryAudit {

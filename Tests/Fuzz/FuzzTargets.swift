@@ -1,13 +1,15 @@
+import ClusterCore
 import Foundation
 import GatewayCore
 import RelayCore
+import RelayReplication
 
-/// The gateways' parsers under libFuzzer, one binary for all, the target chosen by
+/// The gateways' parsers and the peer stream's decoder under libFuzzer, one binary for all, the target chosen by
 /// `PDRELAY_FUZZ_TARGET` (`scripts/fuzz` sets it). Each target feeds the input to a parser and
 /// then uses what it returns, so that a parser which hands back something inconsistent (a
 /// field past the input, an event the validator refuses) trips a precondition here too.
 enum FuzzTarget: String, CaseIterable {
-    case syslog, snmp, webhook, lines, framer
+    case syslog, snmp, webhook, lines, framer, peerstream
 
     static let selected: FuzzTarget = {
         let name = getenv("PDRELAY_FUZZ_TARGET").map { String(cString: $0) } ?? ""
@@ -53,6 +55,8 @@ enum FuzzTarget: String, CaseIterable {
             items += framer.feed(bytes.dropFirst(bytes.count / 2))
             items += framer.finish()
             for case .message(let message) in items { precondition(message.count <= 64, "a frame over the limit") }
+        case .peerstream:
+            PeerStreamFuzzing.run(bytes)
         }
     }
 

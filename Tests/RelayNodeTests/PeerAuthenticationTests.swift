@@ -10,52 +10,147 @@ import Testing
 
 @testable import RelayNode
 
-/// The peer listener refuses anything not signed with the cluster secret, before it looks at
-/// the body: a forged vote request must not move the node's term.
+/// The peer listener lets nothing change the node unless it comes over a stream authenticated
+/// with the cluster secret, in frames sealed for that one connection: a forged, tampered,
+/// replayed or cut-off vote request must not move the node's term. `StreamPeer` is the oracle,
+/// written from the documented wire format.
 @Suite(RelayLoad.node) struct PeerAuthenticationTests {
     static let secret = "0123456789abcdef0123456789abcdef-test"
 
-    func post(_ port: Int, node: String? = "2", secret: String = secret, timestampOffset: Int64 = 0) async throws -> Int {
-        let request = PeerTestSupport.signedRequest(port: port, node: node, secret: secret, timestampOffset: timestampOffset)
-        return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status.code)
+    static func vote(from node: NodeID = 2, term: Term) -> [UInt8] {
+        MessageCodec.encode([Message<RelayStateMachine>(from: node, to: 1, term: term, body: .voteRequest(lastLogIndex: 9, lastLogTerm: 4))]
+        )
     }
 
-    /// Runs a lone cluster member with its peer listener; `body` gets the peer port and a way to
-    /// read the node's term, which a forged vote request would move.
-    func withPeerListener(_ body: (_ peerPort: Int, _ term: () async throws -> Int?) async throws -> Void) async throws {
-        let peerPort = PeerTestSupport.peerPort()
-        try await TestNode.run(configure: { PeerTestSupport.loneMember(&$0, peerPort: peerPort, secret: Self.secret) }) {
-            (node: TestNode) async throws in
-            try await body(peerPort) { try await node.client.get("/v1/cluster").json?["term"] as? Int }
-        }
-    }
-
-    @Test func onlyRequestsSignedWithTheClusterSecretChangeAnything() async throws {
-        try await withPeerListener { (peerPort: Int, term: () async throws -> Int?) async throws in
-            #expect(try await post(peerPort, node: nil) == 401)
-            #expect(try await post(peerPort, secret: "another-secret-another-secret-0000") == 401)
-            #expect(try await post(peerPort, node: "7") == 401)
-            #expect(try await post(peerPort, timestampOffset: -120_000) == 401)
-            #expect(try await post(peerPort, node: "3") == 403, "signed by node 3, but in node 2's name")
-            #expect(try await term() == 0)
-
-            #expect(try await post(peerPort) == 204)
-            #expect(try await term() == 5)
-        }
-    }
-
-    /// A rotation: a node given `cluster_secret_next` accepts requests signed with either secret,
-    /// and still signs with `cluster_secret`; one without it refuses the new secret.
-    @Test func duringARotationBothSecretsAreAcceptedAndTheCurrentOneSigns() async throws {
-        let next = "fedcba9876543210fedcba9876543210-next"
+    /// Runs a lone cluster member (node 1) with its peer listener; `body` gets the peer port, the
+    /// node, and a way to read its term.
+    func withPeerListener(
+        configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
+        _ body: (_ peerPort: Int, _ node: TestNode, _ term: () async throws -> Int?) async throws -> Void
+    ) async throws {
         let peerPort = PeerTestSupport.peerPort()
         try await TestNode.run(configure: {
             PeerTestSupport.loneMember(&$0, peerPort: peerPort, secret: Self.secret)
-            $0.clusterSecretNext = next
+            configure(&$0)
         }) { (node: TestNode) async throws in
-            #expect(try await post(peerPort, secret: next) == 204, "signed with cluster_secret_next")
-            #expect(try await post(peerPort, secret: Self.secret) == 204, "signed with cluster_secret")
-            #expect(try await post(peerPort, secret: "another-secret-another-secret-0000") == 401)
+            try await body(peerPort, node) { try await node.client.get("/v1/cluster").json?["term"] as? Int }
+        }
+    }
+
+    static func waitForTerm(_ expected: Int, _ term: () async throws -> Int?) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await term() != expected {
+            guard ContinuousClock.now < deadline else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await term() == expected)
+    }
+
+    static func refusals(_ node: TestNode, _ reason: String) async throws -> Int {
+        let text = try await node.client.get("/metrics").text
+        let line = text.split(separator: "\n").first { $0.hasPrefix("pdrelay_peer_stream_refusals_total{reason=\"\(reason)\"}") }
+        return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
+    @Test func onlyAStreamAuthenticatedWithTheClusterSecretChangesAnything() async throws {
+        try await withPeerListener { (peerPort: Int, node: TestNode, term: () async throws -> Int?) async throws in
+            for (name, dialer, listener, secret, offset) in [
+                ("another secret", UInt64(2), UInt64(1), "another-secret-another-secret-0000", Int64(0)),
+                ("a node that is not a member", 7, 1, Self.secret, 0),
+                ("the wrong node dialed", 2, 3, Self.secret, 0),
+                ("a clock two minutes behind", 2, 1, Self.secret, -120_000),
+            ] {
+                let peer = try await StreamPeer.connect(port: peerPort)
+                let refusal = try await peer.handshake(as: dialer, to: listener, secret: secret, clockOffsetMilliseconds: offset)
+                #expect(refusal != nil, "\(name) was let in")
+                #expect(await peer.isClosedByNode(), "\(name): the connection stayed open")
+                await peer.close()
+            }
+            let refused = try await StreamPeer.connect(port: peerPort)
+            let refusedText = try await refused.handshake(as: 2, to: 1, secret: "another-secret-another-secret-0000")
+            await refused.close()
+            #expect(refusedText?.contains("cluster_secret") == true, "the refusal says why: \(refusedText ?? "")")
+            #expect(try await Self.refusals(node, "bad_proof") >= 2)
+            #expect(try await Self.refusals(node, "unknown_peer") == 2)
+            #expect(try await Self.refusals(node, "clock_skew") == 1)
+
+            // Messages in another node's name end the stream, and change nothing.
+            let impostor = try await StreamPeer.connect(port: peerPort)
+            #expect(try await impostor.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            try await impostor.write(impostor.seal(kind: 16, Self.vote(from: 3, term: 7)))
+            #expect(await impostor.isClosedByNode())
+            #expect(try await term() == 0, "a refused stream moved the term")
+
+            // The same oracle, authenticated, gets through: the refusals above were real.
+            let peer = try await StreamPeer.connect(port: peerPort)
+            #expect(try await peer.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            try await peer.write(peer.seal(kind: 16, Self.vote(term: 5)))
+            try await Self.waitForTerm(5, term)
+            await peer.close()
+        }
+    }
+
+    /// A frame changed in one byte, sent twice, recorded on one connection and played on the
+    /// next, or cut off by a reset: each is refused or discarded whole, and the node is unmoved.
+    @Test func aTamperedReplayedOrCutFrameIsRefusedAndChangesNothing() async throws {
+        try await withPeerListener { (peerPort: Int, node: TestNode, term: () async throws -> Int?) async throws in
+            let first = try await StreamPeer.connect(port: peerPort)
+            #expect(try await first.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            let vote5 = first.seal(kind: 16, Self.vote(term: 5))
+            try await first.write(vote5)
+            try await Self.waitForTerm(5, term)
+            try await first.write(vote5)
+            #expect(await first.isClosedByNode(), "a replayed frame was taken")
+            #expect(try await Self.refusals(node, "replayed") == 1)
+
+            let tampered = try await StreamPeer.connect(port: peerPort)
+            #expect(try await tampered.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            var vote7 = tampered.seal(kind: 16, Self.vote(term: 7))
+            vote7[vote7.count - 20] ^= 0x01
+            try await tampered.write(vote7)
+            #expect(await tampered.isClosedByNode(), "a tampered frame was taken")
+
+            // Sealed on one connection, played on the next: its sequence number is the one due,
+            // but its MAC was made under the earlier connection's key.
+            let recorder = try await StreamPeer.connect(port: peerPort)
+            #expect(try await recorder.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            let recorded = recorder.seal(kind: 16, Self.vote(term: 9))
+            await recorder.close()
+            let replayer = try await StreamPeer.connect(port: peerPort)
+            #expect(try await replayer.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            try await replayer.write(recorded)
+            #expect(await replayer.isClosedByNode(), "a frame from an earlier connection was taken")
+            #expect(try await Self.refusals(node, "tampered") == 2)
+
+            // Half a frame, then a reset: nothing of it is applied.
+            let cut = try await StreamPeer.connect(port: peerPort)
+            #expect(try await cut.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            let vote11 = cut.seal(kind: 16, Self.vote(term: 11))
+            try await cut.write(Array(vote11.prefix(vote11.count / 2)))
+            await cut.close()
+            #expect(try await term() == 5, "a refused or cut frame moved the term")
+
+            // The next connection works, and its whole frame is applied.
+            let next = try await StreamPeer.connect(port: peerPort)
+            #expect(try await next.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            try await next.write(next.seal(kind: 16, Self.vote(term: 11)))
+            try await Self.waitForTerm(11, term)
+            await next.close()
+        }
+    }
+
+    /// A rotation: a node given `cluster_secret_next` lets in streams proven with either secret;
+    /// one without it refuses the new secret. HTTP signatures (status, snapshots) likewise.
+    @Test func duringARotationBothSecretsAreAccepted() async throws {
+        let next = "fedcba9876543210fedcba9876543210-next"
+        try await withPeerListener(configure: { $0.clusterSecretNext = next }) {
+            (peerPort: Int, _: TestNode, _: () async throws -> Int?) async throws in
+            for (secret, accepted) in [(next, true), (Self.secret, true), ("another-secret-another-secret-0000", false)] {
+                let peer = try await StreamPeer.connect(port: peerPort)
+                let refusal = try await peer.handshake(as: 2, to: 1, secret: secret)
+                #expect((refusal == nil) == accepted, "secret \(secret.prefix(6)): \(refusal ?? "let in")")
+                await peer.close()
+            }
         }
         let rotated = PeerAuthenticator(secrets: [Self.secret, next], members: [1, 2])
         let signature = rotated.signature(method: "POST", path: "/p", node: 2, timestamp: 7, body: [1])
@@ -71,60 +166,20 @@ import Testing
                 == nil)
     }
 
-    /// A request signed by the documented scheme, written out here rather than taken from
-    /// `PeerAuthenticator`: HMAC-SHA256 under SHA-256(cluster_secret), over
-    /// "METHOD path\nnode\ntimestamp\n" and then the body, in lowercase hex.
-    struct Signed {
-        var method = "POST"
-        var path = PeerWire.messagesPath
-        var node = "2"
-        var timestamp = Int64(Date().timeIntervalSince1970 * 1_000)
-        var body = PeerTestSupport.voteRequest
-
-        var signature: String {
-            let key = SymmetricKey(data: SHA256.hash(data: Data(PeerAuthenticationTests.secret.utf8)))
-            let message = Data("\(method) \(path)\n\(node)\n\(timestamp)\n".utf8) + Data(body)
-            return HMAC<SHA256>.authenticationCode(for: message, using: key).map { String(format: "%02x", $0) }.joined()
-        }
-    }
-
-    /// Sends what was signed, with `tamper` applied to the request after signing.
-    func send(_ signed: Signed, port: Int, tamper: (inout Signed) -> Void = { _ in }, signature: String? = nil) async throws -> Int {
-        let signature = signature ?? signed.signature
-        var sent = signed
-        tamper(&sent)
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(sent.path)")
-        request.method = .POST
-        request.headers.add(name: "X-PDRelay-Node", value: sent.node)
-        request.headers.add(name: "X-PDRelay-Timestamp", value: String(sent.timestamp))
-        request.headers.add(name: "X-PDRelay-Signature", value: signature)
-        request.body = .bytes(ByteBuffer(bytes: sent.body))
-        return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status.code)
-    }
-
-    @Test func aSignedRequestChangedInAnyPartIsRefused() async throws {
-        try await withPeerListener { (peerPort: Int, term: () async throws -> Int?) async throws in
-            let signed = Signed()
-            let laterVote = MessageCodec.encode([
-                Message<RelayStateMachine>(from: 2, to: 1, term: 9, body: .voteRequest(lastLogIndex: 9, lastLogTerm: 4))
-            ])
-            #expect(try await send(signed, port: peerPort, tamper: { $0.body = laterVote }) == 401, "body")
-            #expect(try await send(signed, port: peerPort, tamper: { $0.body += [0] }) == 401, "a byte appended")
-            #expect(try await send(signed, port: peerPort, tamper: { $0.node = "3" }) == 401, "sender")
-            #expect(try await send(signed, port: peerPort, tamper: { $0.timestamp += 1 }) == 401, "timestamp")
-            var forward = Signed()
-            forward.path = PeerWire.forwardPath
-            #expect(try await send(forward, port: peerPort, tamper: { $0.path = PeerWire.messagesPath }) == 401, "path")
-            var put = Signed()
-            put.method = "PUT"
-            #expect(try await send(put, port: peerPort) == 401, "method")
-            #expect(try await send(signed, port: peerPort, signature: String(signed.signature.dropLast(2))) == 401, "short")
-            #expect(try await send(signed, port: peerPort, signature: signed.signature.uppercased() + "zz") == 401, "not hex")
-            #expect(try await term() == 0, "a refused request moved the term")
-
-            // The same oracle, untampered, gets through: the refusals above were the tampering's.
-            #expect(try await send(signed, port: peerPort) == 204)
-            #expect(try await term() == 5)
+    /// The HTTP routes beside the stream (status, snapshot chunks) answer only requests signed
+    /// by the documented scheme (`PeerTestSupport.signedStatusRequest`).
+    @Test func theHTTPRoutesAnswerOnlyRequestsSignedWithTheClusterSecret() async throws {
+        try await withPeerListener { (peerPort: Int, _: TestNode, _: () async throws -> Int?) async throws in
+            func post(node: String, secret: String = Self.secret, timestampOffset: Int64 = 0, sentTo: String? = nil) async throws -> Int {
+                let request = PeerTestSupport.signedStatusRequest(
+                    port: peerPort, node: node, secret: secret, timestampOffset: timestampOffset, sentTo: sentTo)
+                return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status.code)
+            }
+            #expect(try await post(node: "2", secret: "another-secret-another-secret-0000") == 401)
+            #expect(try await post(node: "7") == 401)
+            #expect(try await post(node: "2", timestampOffset: -120_000) == 401)
+            #expect(try await post(node: "2", sentTo: PeerWire.snapshotPath) == 401, "signed for another path")
+            #expect(try await post(node: "2") == 200)
         }
     }
 }

@@ -55,7 +55,7 @@ import Testing
         return files
     }
 
-    /// POSTs a signed vote request, presenting `identity`'s certificate (nil: none), over
+    /// POSTs a signed status request, presenting `identity`'s certificate (nil: none), over
     /// `scheme`; the status, or nil when the connection or handshake failed.
     func post(_ port: Int, scheme: String, identity: String?, files: Files) async -> Int? {
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -67,7 +67,7 @@ import Testing
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
         defer { _ = client.shutdown() }
-        let request = PeerTestSupport.signedRequest(scheme: scheme, port: port, secret: Self.secret)
+        let request = PeerTestSupport.signedStatusRequest(scheme: scheme, port: port, secret: Self.secret)
         return (try? await client.execute(request, timeout: .seconds(5))).map { Int($0.status.code) }
     }
 
@@ -79,13 +79,11 @@ import Testing
             configuration.peerTLSCertificateFile = files.certificate("node")
             configuration.peerTLSKeyFile = files.key("node")
             configuration.peerTLSCAFile = files.ca
-        }) { (node: TestNode) async throws in
+        }) { (_: TestNode) async throws in
             #expect(await post(peerPort, scheme: "http", identity: nil, files: files) == nil, "plain HTTP must not be answered")
             #expect(await post(peerPort, scheme: "https", identity: nil, files: files) == nil, "no client certificate")
             #expect(await post(peerPort, scheme: "https", identity: "outsider", files: files) == nil, "a certificate the CA did not sign")
-            #expect(try await node.client.get("/v1/cluster").json?["term"] as? Int == 0)
-            #expect(await post(peerPort, scheme: "https", identity: "node", files: files) == 204)
-            #expect(try await node.client.get("/v1/cluster").json?["term"] as? Int == 5)
+            #expect(await post(peerPort, scheme: "https", identity: "node", files: files) == 200)
         }
     }
 

@@ -1,14 +1,11 @@
 import AsyncHTTPClient
 import ClusterCore
+import Crypto
 import Foundation
-import NIOCore
-import RelayCore
-import RelayReplication
 
 @testable import RelayNode
 
-/// A node that is alone in its cluster, and signed requests to its peer listener: what the peer
-/// tests probe it with.
+/// A node that is alone in its cluster: what the peer tests probe.
 enum PeerTestSupport {
     /// A free port below Linux's ephemeral range, for a peer listener.
     static func peerPort() -> Int { 10_000 + Int.random(in: 0..<10_000) }
@@ -22,30 +19,26 @@ enum PeerTestSupport {
         configuration.electionTimeoutMilliseconds = 60_000
         configuration.heartbeatIntervalMilliseconds = 1_000
     }
+}
 
-    /// Node 2 asks for node 1's vote in term 5.
-    static let voteRequest = MessageCodec.encode([
-        Message<RelayStateMachine>(from: 2, to: 1, term: 5, body: .voteRequest(lastLogIndex: 9, lastLogTerm: 4))
-    ])
-
-    /// `body` POSTed to the messages endpoint, signed as `node` with `secret` (unsigned when
-    /// `node` is nil), its timestamp moved by `timestampOffset` milliseconds.
-    static func signedRequest(
-        scheme: String = "http", port: Int, body: [UInt8] = voteRequest, node: String? = "2", secret: String,
-        timestampOffset: Int64 = 0
+extension PeerTestSupport {
+    /// A POST to the peer listener's status route, signed by the documented scheme, written out
+    /// here rather than taken from `PeerAuthenticator`: HMAC-SHA256 under SHA-256(cluster_secret)
+    /// over "METHOD path\nnode\ntimestamp\n" and the body, in lowercase hex. `sentTo` replaces
+    /// the path after signing.
+    static func signedStatusRequest(
+        scheme: String = "http", port: Int, node: String = "2", secret: String, timestampOffset: Int64 = 0, sentTo: String? = nil
     ) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: "\(scheme)://127.0.0.1:\(port)\(PeerWire.messagesPath)")
+        let path = PeerWire.statusPath
+        let timestamp = Int64(Date().timeIntervalSince1970 * 1_000) + timestampOffset
+        let key = SymmetricKey(data: SHA256.hash(data: Data(secret.utf8)))
+        let signature = HMAC<SHA256>.authenticationCode(for: Data("POST \(path)\n\(node)\n\(timestamp)\n".utf8), using: key)
+            .map { String(format: "%02x", $0) }.joined()
+        var request = HTTPClientRequest(url: "\(scheme)://127.0.0.1:\(port)\(sentTo ?? path)")
         request.method = .POST
-        if let node {
-            let timestamp = Int64(Date().timeIntervalSince1970 * 1_000) + timestampOffset
-            request.headers.add(name: PeerAuthenticator.nodeHeader, value: node)
-            request.headers.add(name: PeerAuthenticator.timestampHeader, value: String(timestamp))
-            request.headers.add(
-                name: PeerAuthenticator.signatureHeader,
-                value: PeerAuthenticator(secrets: [secret], members: [1, 2, 3]).signature(
-                    method: "POST", path: PeerWire.messagesPath, node: Int(node) ?? 0, timestamp: timestamp, body: body))
-        }
-        request.body = .bytes(ByteBuffer(bytes: body))
+        request.headers.add(name: "X-PDRelay-Node", value: node)
+        request.headers.add(name: "X-PDRelay-Timestamp", value: String(timestamp))
+        request.headers.add(name: "X-PDRelay-Signature", value: signature)
         return request
     }
 }

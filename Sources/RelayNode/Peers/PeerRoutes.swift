@@ -17,30 +17,16 @@ struct PeerClockMiddleware: RouterMiddleware {
     }
 }
 
-/// The peer listener's API. Every request is authenticated before its body is looked at.
+/// The peer listener's HTTP API, beside the peer streams (`PeerListenerChannel`): snapshot
+/// chunks and the status question. Every request is authenticated before its body is looked at.
 struct PeerRoutes: Sendable {
     let engine: RelayEngine
     let snapshots: SnapshotReceiver
     let authenticator: PeerAuthenticator
-    let limits: RelayStateMachine.Limits
     let clockSkew: ClockSkewMonitor
     let environment: NodeEnvironment
 
     func register(on router: Router<BasicRequestContext>) {
-        router.post(RouterPath(PeerWire.messagesPath)) { request, _ in
-            let (sender, body) = try await authenticate(request, path: PeerWire.messagesPath, upTo: MessageCodec.maxBatchBytes)
-            let messages: [Message<RelayStateMachine>]
-            do {
-                messages = try MessageCodec.decode(body, limits: limits)
-            } catch {
-                throw HTTPError(.badRequest, message: "unreadable message batch: \(error)")
-            }
-            guard messages.allSatisfy({ $0.from == sender }) else {
-                throw HTTPError(.forbidden, message: "node \(sender) sent messages in another node's name")
-            }
-            await engine.receive(messages)
-            return Response(status: .noContent)
-        }
         router.post(RouterPath(PeerWire.snapshotPath)) { request, _ in
             let (sender, body) = try await authenticate(
                 request, path: PeerWire.snapshotPath,
@@ -60,34 +46,6 @@ struct PeerRoutes: Sendable {
                 throw HTTPError(.unprocessableContent, message: "\(error)")
             }
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: PeerWire.encode(offset: next))))
-        }
-        router.post(RouterPath(PeerWire.forwardPath)) { request, _ in
-            let receivedAt = environment.monotonicMilliseconds()
-            let (_, body) = try await authenticate(request, path: PeerWire.forwardPath, upTo: PeerWire.maxForwardBytes)
-            let commands: [PeerWire.Forwarded]
-            do {
-                commands = try PeerWire.decodeCommands(body)
-            } catch {
-                throw HTTPError(.badRequest, message: "unreadable commands: \(error)")
-            }
-            // Frozen since the follower sent them: it has given up on them and may have sent the
-            // client's later events since (CommandRouter).
-            let stale = !(await engine.admitsRequest(receivedAtMilliseconds: receivedAt))
-            // Submitted together, they join one proposal on this node.
-            let outcomes = await withTaskGroup(of: (Int, Result<CommandResult, EngineError>).self) { group in
-                for (index, forwarded) in commands.enumerated() {
-                    // The follower's hold runs on here from when the batch arrived.
-                    let holdDeadline = forwarded.holdRemainingMilliseconds.map { receivedAt + $0 }
-                    group.addTask {
-                        guard !stale else { return (index, .failure(.staleRequest)) }
-                        return (index, await engine.outcome(of: forwarded.command, holdDeadlineMilliseconds: holdDeadline))
-                    }
-                }
-                var outcomes = [Result<CommandResult, EngineError>?](repeating: nil, count: commands.count)
-                for await (index, outcome) in group { outcomes[index] = outcome }
-                return outcomes.map { $0! }
-            }
-            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: PeerWire.encode(outcomes: outcomes))))
         }
         router.post(RouterPath(PeerWire.statusPath)) { request, _ in
             _ = try await authenticate(request, path: PeerWire.statusPath, upTo: 0)

@@ -2,10 +2,9 @@ import ClusterCore
 import EngineCore
 import RelayCore
 
-/// The small binary answers of the peer API, beside `MessageCodec`'s batches.
+/// The payloads of the peer API beside `MessageCodec`'s batches: forwarded commands and their
+/// outcomes (on the peer stream), the status answer and snapshot chunks (over HTTP).
 enum PeerWire {
-    static let messagesPath = "/cluster/v1/messages"
-    static let forwardPath = "/cluster/v1/forward"
     static let statusPath = "/cluster/v1/status"
     /// A forwarded batch of client commands (the batcher keeps batches near 4 MB; one event may
     /// be up to `max_event_bytes`).

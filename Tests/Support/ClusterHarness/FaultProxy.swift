@@ -40,8 +40,21 @@ public final class FaultProxy: Sendable {
     private let channel: any Channel
     private let state: NIOLockedValueBox<State>
 
+    /// Which side's bytes the proxy stops reading while `stalled`.
+    public enum Stall: Sendable, Equatable {
+        case none
+        /// The connecting node's: its writes back up, as to a peer that stopped reading.
+        case fromClient
+        /// Both sides': nothing crosses and nothing closes (a side's close is not passed on), as
+        /// on a link that drops every packet, where each end's connection is half-open.
+        case bothWays
+    }
+
     private struct State {
         var blocked = false
+        var stall = Stall.none
+        /// Per connection pair: the client-side channel, then the target-side one.
+        var pairs: [ObjectIdentifier: (client: any Channel, target: any Channel)] = [:]
         var conditions = LinkConditions.perfect
         var resets = 0
         var connections: [ObjectIdentifier: any Channel] = [:]
@@ -58,10 +71,14 @@ public final class FaultProxy: Sendable {
                     .connect(host: "127.0.0.1", port: targetPort)
                     .flatMap { outbound in
                         let conditions = state.withLockedValue { $0.conditions }
-                        let (toTarget, toClient) = GlueHandler.pair(conditions: conditions)
-                        state.withLockedValue {
+                        let (toTarget, toClient) = GlueHandler.pair(conditions: conditions) {
+                            state.withLockedValue { $0.stall == .bothWays }
+                        }
+                        let stall = state.withLockedValue {
                             $0.connections[ObjectIdentifier(inbound)] = inbound
                             $0.connections[ObjectIdentifier(outbound)] = outbound
+                            $0.pairs[ObjectIdentifier(inbound)] = (inbound, outbound)
+                            return $0.stall
                         }
                         if Double.random(in: 0..<1) < conditions.resetShare {
                             let after = Int64.random(in: 0..<conditions.resetWithinMilliseconds)
@@ -72,10 +89,15 @@ public final class FaultProxy: Sendable {
                         }
                         for side in [inbound, outbound] {
                             side.closeFuture.whenComplete { _ in
-                                state.withLockedValue { _ = $0.connections.removeValue(forKey: ObjectIdentifier(side)) }
+                                state.withLockedValue {
+                                    _ = $0.connections.removeValue(forKey: ObjectIdentifier(side))
+                                    _ = $0.pairs.removeValue(forKey: ObjectIdentifier(side))
+                                }
                             }
                         }
-                        return inbound.pipeline.addHandler(toTarget).flatMap { outbound.pipeline.addHandler(toClient) }
+                        return inbound.pipeline.addHandler(toTarget).flatMap { outbound.pipeline.addHandler(toClient) }.map {
+                            if stall != .none { Self.apply(stall, client: inbound, target: outbound) }
+                        }
                     }
                     .flatMapError { _ in inbound.close() }
             }
@@ -97,6 +119,34 @@ public final class FaultProxy: Sendable {
             }
             for connection in open { connection.close(promise: nil) }
         }
+    }
+
+    /// Stops reading (and so forwarding) one side's bytes or both, on open connections and new
+    /// ones, without closing anything; `.none` reads again.
+    public var stalled: Stall {
+        get { state.withLockedValue { $0.stall } }
+        set {
+            let pairs = state.withLockedValue { state in
+                state.stall = newValue
+                return Array(state.pairs.values)
+            }
+            for pair in pairs {
+                // What a black hole kept open on one side only is closed once bytes flow again.
+                if newValue != .bothWays && !(pair.client.isActive && pair.target.isActive) {
+                    pair.client.close(promise: nil)
+                    pair.target.close(promise: nil)
+                } else {
+                    Self.apply(newValue, client: pair.client, target: pair.target)
+                }
+            }
+        }
+    }
+
+    private static func apply(_ stall: Stall, client: any Channel, target: any Channel) {
+        client.setOption(.autoRead, value: stall == .none).whenComplete { _ in }
+        target.setOption(.autoRead, value: stall != .bothWays).whenComplete { _ in }
+        if stall == .none { client.read() }
+        if stall != .bothWays { target.read() }
     }
 
     /// Applies to connections made from now on.
@@ -127,11 +177,17 @@ private final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// When the last chunk read here reaches the partner: later chunks never overtake it.
     private var lastArrival = NIODeadline.distantPast
 
-    private init(conditions: FaultProxy.LinkConditions) { self.conditions = conditions }
+    /// While true, a close on one side is not passed on: on a half-open link no FIN arrives.
+    private let isBlackHole: @Sendable () -> Bool
 
-    static func pair(conditions: FaultProxy.LinkConditions) -> (GlueHandler, GlueHandler) {
-        let first = GlueHandler(conditions: conditions)
-        let second = GlueHandler(conditions: conditions)
+    private init(conditions: FaultProxy.LinkConditions, isBlackHole: @escaping @Sendable () -> Bool) {
+        self.conditions = conditions
+        self.isBlackHole = isBlackHole
+    }
+
+    static func pair(conditions: FaultProxy.LinkConditions, isBlackHole: @escaping @Sendable () -> Bool) -> (GlueHandler, GlueHandler) {
+        let first = GlueHandler(conditions: conditions, isBlackHole: isBlackHole)
+        let second = GlueHandler(conditions: conditions, isBlackHole: isBlackHole)
         first.partner = second
         second.partner = first
         return (first, second)
@@ -166,7 +222,9 @@ private final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
         if conditions == .perfect { partner?.flush() }
     }
 
-    func channelInactive(context: ChannelHandlerContext) { partner?.close() }
+    func channelInactive(context: ChannelHandlerContext) {
+        if !isBlackHole() { partner?.close() }
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 
