@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A peer stream's dialer, written from docs/protocol.md ("The peer stream") rather than taken
 /// from `PeerHandshake` and `PeerSession`: the oracle the stream tests probe a node with. It
@@ -23,10 +24,14 @@ final class StreamPeer {
         outbound = channel.outbound
     }
 
-    static func connect(port: Int) async throws -> StreamPeer {
+    /// `tls`: speak TLS first, as a node does when `peer_tls_*` are set.
+    static func connect(port: Int, tls: NIOSSLContext? = nil) async throws -> StreamPeer {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port) {
             channel in
-            channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            channel.eventLoop.makeCompletedFuture {
+                if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
+                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
         }
         return try StreamPeer(channel: channel)
     }
