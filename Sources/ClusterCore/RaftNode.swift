@@ -75,6 +75,10 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// to this many times the snapshot threshold before it compacts (and so replaces the
     /// snapshot and drops entries that peer still needs).
     public static var snapshotHoldFactor: Int { 8 }
+    /// Entries kept past this many bytes are compacted whatever their count: with events of up
+    /// to 512 KB, a count alone would let the log hold gigabytes. A leader holding its log for a
+    /// follower catching up (`snapshotHoldFactor`) keeps up to four times this.
+    public static var maxLogBytes: Int { 64 * 1_048_576 }
     /// Applied entries kept before a snapshot replaces them.
     public let snapshotThresholdEntries: Int
 
@@ -762,7 +766,8 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
                     && lastContact[peer].map { now - $0 < timing.minimumElectionTimeoutMilliseconds } ?? false
             }
         let limit = catchingUp ? Self.snapshotHoldFactor * snapshotThresholdEntries : snapshotThresholdEntries
-        if log.entries.count > limit, let term = log.term(at: lastApplied) {
+        let limitBytes = catchingUp ? 4 * Self.maxLogBytes : Self.maxLogBytes
+        if log.entries.count > limit || log.entryBytes > limitBytes, let term = log.term(at: lastApplied) {
             let snapshot = Snapshot(index: lastApplied, term: term, machine: machine)
             log.install(snapshot)
             ready.snapshot = snapshot

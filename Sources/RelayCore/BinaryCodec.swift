@@ -30,12 +30,16 @@ public struct ByteWriter: Sendable {
     /// Bytes as they are, without a length: only as the last thing written (`readRemaining`).
     public mutating func write(raw value: [UInt8]) { bytes.append(contentsOf: value) }
 
-    /// A count, then each item.
+    /// A count, then each item. The generic helpers are inlinable so that the codecs in other
+    /// modules (messages, log entries) get specialized copies rather than look up type metadata
+    /// at every call, which the leader's profile showed on its hot path.
+    @inlinable
     public mutating func write<T>(list: [T], _ body: (inout ByteWriter, T) -> Void) {
         write(UInt64(list.count))
         for item in list { body(&self, item) }
     }
 
+    @inlinable
     public mutating func write<T>(optional value: T?, _ body: (inout ByteWriter, T) -> Void) {
         write(value != nil)
         if let value { body(&self, value) }
@@ -97,6 +101,7 @@ public struct ByteReader: Sendable {
         String(decoding: try readBytes(), as: UTF8.self)
     }
 
+    @inlinable
     public mutating func read<T>(optional body: (inout ByteReader) throws(DecodingFailure) -> T) throws(DecodingFailure) -> T? {
         try readBool() ? try body(&self) : nil
     }
@@ -108,6 +113,7 @@ public struct ByteReader: Sendable {
     }
 
     /// What `ByteWriter.write(list:)` wrote.
+    @inlinable
     public mutating func readList<T>(_ body: (inout ByteReader) throws(DecodingFailure) -> T) throws(DecodingFailure) -> [T] {
         var items: [T] = []
         for _ in 0..<(try readCount()) { items.append(try body(&self)) }

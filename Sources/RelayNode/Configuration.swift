@@ -122,8 +122,11 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var commitTimeoutMilliseconds: Int64 = 10_000
     /// `/readyz` fails while this node is further behind its leader's commit index.
     public var readinessMaxLagEntries = 1_000
-    /// Applied entries kept in the log before they are compacted into a snapshot.
-    public var snapshotThresholdEntries = 1_000
+    /// Applied entries kept in the log before they are compacted into a snapshot (or fewer, past
+    /// `RaftNode.maxLogBytes`). Each compaction shares the state machine with the snapshot, and
+    /// the next change to each of its tables copies that table: at 1,000 entries that was about
+    /// a tenth of a leader's CPU under load (docs/performance.md, issue 15).
+    public var snapshotThresholdEntries = 10_000
     /// A snapshot travels to a follower in chunks of this size, each its own request, so a
     /// queue of gigabytes crosses a zone without one giant request and resumes after a reset.
     public var snapshotChunkBytes = 4 * 1_024 * 1_024

@@ -12,7 +12,9 @@ public enum MessageCodec {
     /// Snapshots travel in chunks of their own (`encode(snapshot:)`), never in a batch.
     public static let maxBatchBytes = 64 * 1_024 * 1_024
 
-    public static func encode(_ messages: some Collection<RelayMessage>) -> [UInt8] {
+    /// Concrete, not generic over the collection: it runs for every batch a node sends, and an
+    /// unspecialized generic looks up type metadata at each call.
+    public static func encode(_ messages: [RelayMessage]) -> [UInt8] {
         var writer = ByteWriter(capacity: 64 * messages.count)
         writer.write(UInt64(messages.count))
         for message in messages { write(message, to: &writer) }

@@ -102,7 +102,10 @@ public struct PeerHandshake: Sendable {
         let payload = Array(body.dropFirst())
         if kind == .refused {
             state = .finished
-            let reason = String(decoding: payload.prefix(Self.maxRefusalBytes), as: UTF8.self)
+            // Unauthenticated text bound for the log: printable ASCII only, so that it cannot
+            // forge log lines.
+            let reason = String(
+                decoding: payload.prefix(Self.maxRefusalBytes).map { (0x20...0x7E).contains($0) ? $0 : 0x3F }, as: UTF8.self)
             return .refused(PeerStreamRefusal(.refusedByPeer, "the peer refused the connection: \(reason)"), send: nil)
         }
         switch (state, kind) {

@@ -66,6 +66,14 @@ final class StreamPeer {
         }
     }
 
+    /// The text of a `refused` frame among what is left to read, if any.
+    func refusalText() async -> String? {
+        while let frame = try? await readFrame() {
+            if frame.kind == 5 { return String(decoding: frame.body, as: UTF8.self) }
+        }
+        return nil
+    }
+
     /// Whether the node ends the connection: frames it sends meanwhile (a `refused` one, clocks)
     /// are read past.
     func isClosedByNode() async -> Bool {
@@ -88,7 +96,12 @@ final class StreamPeer {
         guard challenge.kind == 2, challenge.body.count == 48 else { throw Failure.unexpected("challenge \(challenge)") }
         let transcript =
             Array("pdrelay peer stream v1".utf8) + Self.bigEndian(node) + Self.bigEndian(listener) + nonce + Array(challenge.body[8..<40])
-        try await write(Self.frame(kind: 3, Self.hmac(key, [1], transcript)))
+        do {
+            try await write(Self.frame(kind: 3, Self.hmac(key, [1], transcript)))
+        } catch {
+            // The node refused after its challenge (a skewed clock) and has closed already.
+            return await refusalText() ?? "closed before the proof: \(error)"
+        }
         let welcome = try await readFrame()
         if welcome.kind == 5 { return String(decoding: welcome.body, as: UTF8.self) }
         guard welcome.kind == 4, welcome.body == Self.hmac(key, [2], transcript) else { throw Failure.unexpected("welcome \(welcome)") }

@@ -164,5 +164,15 @@ import Testing
             role: .listener, settings: Self.settings(1), nonce: [UInt8](repeating: 9, count: 32), wallClockMilliseconds: 0)
         let outcome = InMemoryHandshake.run(dialer: &stranger, listener: &member)
         #expect(outcome.listenerRefusal?.reason == .unknownPeer)
+
+        // A refusal's text comes from an unauthenticated peer and goes to the log: no line breaks.
+        var dialer = PeerHandshake(
+            role: .dialer(peer: 1), settings: Self.settings(2), nonce: [UInt8](repeating: 1, count: 32), wallClockMilliseconds: 0)
+        let forged = PeerFrame.encode(kind: .refused, parts: [Array("no\n2026-12-04 critical pdrelay: forged".utf8)])
+        guard case .refused(let told, _) = dialer.receive(forged.dropFirst(PeerFrame.lengthBytes), wallClockMilliseconds: 0) else {
+            Issue.record("a refused frame did not end the handshake")
+            return
+        }
+        #expect(told.reason == .refusedByPeer && !told.detail.contains("\n") && told.detail.contains("no?2026"))
     }
 }
