@@ -155,6 +155,20 @@ public enum MessageCodec {
         else {
             throw DecodingFailure("a snapshot's maintenance windows do not add up")
         }
+        // What `RelayStateMachine.init` holds as preconditions is checked here first: a
+        // snapshot comes from a peer, and a bad one must be refused, not crash the node
+        // (the peerstream fuzz target's first find).
+        let dedupKeys = Set(dedup.map(\.key))
+        guard dedupKeys.count == dedup.count, Set(folders.map(\.key)).count == folders.count,
+            Set(events.map(\.number)).count == events.count, Set(intents.map(\.key)).count == intents.count
+        else {
+            throw DecodingFailure("a snapshot holds two dedup entries, folders, events or intents for one key or number")
+        }
+        guard events.allSatisfy({ $0.number < nextEventNumber && dedupKeys.contains($0.key) }),
+            intents.allSatisfy({ dedupKeys.contains($0.key) })
+        else {
+            throw DecodingFailure("a snapshot's events or intents do not add up with its dedup table and next event number")
+        }
         let machine = RelayStateMachine(
             limits: limits,
             contents: .init(

@@ -1,4 +1,6 @@
 import ClusterCore
+import Foundation
+import RelayCore
 import RelayReplication
 import RelayTestSupport
 import Testing
@@ -174,5 +176,19 @@ import Testing
             return
         }
         #expect(told.reason == .refusedByPeer && !told.detail.contains("\n") && told.detail.contains("no?2026"))
+    }
+}
+
+/// Inputs the peerstream fuzz target found (scripts/fuzz peerstream), kept so that they stay fixed.
+@Suite struct PeerStreamFuzzRegressionTests {
+    /// `peerstream-snapshot-bad-contents`: a message batch (mode 2, after the first byte) holding
+    /// an `installSnapshot` whose contents break what `RelayStateMachine.init` holds as
+    /// preconditions. The decoder let it through and the node trapped; now it is refused.
+    @Test func aSnapshotWhoseContentsDoNotAddUpIsRefusedNotATrap() throws {
+        let input = Array(
+            try Data(
+                contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("Fixtures/fuzz-regressions/peerstream-snapshot-bad-contents")))
+        #expect(throws: DecodingFailure.self) { try MessageCodec.decode(Array(input.dropFirst()), limits: .init()) }
     }
 }
