@@ -9,8 +9,9 @@ public enum PeerFrame {
     /// this one by name.
     public static let preface: [UInt8] = Array("PDRS".utf8) + [1]
     public static let lengthBytes = 4
-    /// The largest body: a message batch or forwarded commands (64 MiB each, `MessageCodec` and
-    /// `PeerWire`), plus the seal. A longer length is refused before a byte of it is buffered.
+    /// The largest body: a message batch (`MessageCodec.maxBatchBytes`, 64 MiB; forwarded
+    /// commands are batched near 4 MB) plus the seal. A longer length is refused before a byte of
+    /// it is buffered.
     public static let maxBodyBytes = 64 * 1_024 * 1_024 + 64
     /// HMAC-SHA256 truncated to 128 bits, as in TLS 1.2's and IPsec's MACs: forging one takes
     /// 2^128 tries, and each wrong one ends the connection.

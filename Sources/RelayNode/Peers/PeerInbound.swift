@@ -9,7 +9,6 @@ struct PeerInbound: Sendable {
     let engine: RelayEngine
     let selfID: NodeID
     let limits: RelayStateMachine.Limits
-    let environment: NodeEnvironment
 
     /// A batch of Raft messages from `peer`, which may speak only for itself.
     func receive(_ payload: ArraySlice<UInt8>, from peer: NodeID) async throws(PeerStreamRefusal) {

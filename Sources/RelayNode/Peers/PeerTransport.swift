@@ -39,7 +39,7 @@ struct PeerClient: Sendable {
             clockSkew.recordAnswer(
                 from: .peer(peer), theirMilliseconds: theirs, sentAt: timestamp, receivedAt: environment.wallClockMilliseconds())
         }
-        let answer = try await response.body.collect(upTo: PeerWire.maxForwardBytes)
+        let answer = try await response.body.collect(upTo: PeerWire.maxAnswerBytes)
         guard (200..<300).contains(response.status.code) else {
             throw PeerRequestFailure("HTTP \(response.status.code): \(String(buffer: answer).prefix(200))")
         }
@@ -92,7 +92,7 @@ final class PeerTransport: Sendable {
         let silenceLimitMilliseconds = max(2_000, 2 * configuration.electionTimeoutMilliseconds)
         let context = PeerStreamContext(
             inbound: PeerInbound(
-                engine: engine, selfID: configuration.nodeID, limits: try configuration.stateMachineLimits, environment: environment),
+                engine: engine, selfID: configuration.nodeID, limits: try configuration.stateMachineLimits),
             clockSkew: clockSkew, metrics: metrics, environment: environment, logger: logger,
             silenceLimitMilliseconds: silenceLimitMilliseconds,
             clockIntervalMilliseconds: min(500, configuration.heartbeatIntervalMilliseconds * 2),

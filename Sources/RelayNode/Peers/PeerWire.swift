@@ -6,9 +6,9 @@ import RelayCore
 /// outcomes (on the peer stream), the status answer and snapshot chunks (over HTTP).
 enum PeerWire {
     static let statusPath = "/cluster/v1/status"
-    /// A forwarded batch of client commands (the batcher keeps batches near 4 MB; one event may
-    /// be up to `max_event_bytes`).
-    static let maxForwardBytes = 64 * 1_024 * 1_024
+    /// The largest answer to an HTTP peer request: a status or a snapshot offset, a few bytes, or
+    /// an error's text. (Forwarded commands travel on the peer stream, bounded by its frames.)
+    static let maxAnswerBytes = 64 * 1_024
 
     /// What a fresh node asks its peers before it trusts its empty disk.
     struct Status: Sendable, Equatable {
