@@ -70,7 +70,9 @@ public enum RelayNode {
                 clockSkew: clockSkew, environment: environment
             ).register(on: router)
             var server = HTTPServerBuilder { responder in
-                PeerListenerChannel(http: HTTP1Channel(responder: responder), accept: { await peers.accept($0) })
+                PeerListenerChannel(
+                    http: HTTP1Channel(responder: responder), prefaceTimeoutMilliseconds: peers.handshakeTimeoutMilliseconds,
+                    accept: { await peers.accept($0) })
             }
             if let tls = try PeerTLS.serverConfiguration(configuration) { server = try .tls(server, tlsConfiguration: tls) }
             services.append(

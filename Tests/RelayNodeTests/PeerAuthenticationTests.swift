@@ -182,4 +182,33 @@ import Testing
             #expect(try await post(node: "2") == 200)
         }
     }
+
+    /// A connection to the peer port that half-closes before its first byte is closed by the node
+    /// at once, and one that says nothing at all within the handshake deadline (`max(2 s, 2 ×
+    /// election timeout)`): held, either would pin a task for ever and hold up the node's
+    /// shutdown. The half-closed one is tried under a two-minute deadline, so only the half-close
+    /// can end it within the test's time limit. A stream afterwards is still let in.
+    @Test(.timeLimit(.minutes(1))) func aConnectionThatSaysNothingIsClosed() async throws {
+        try await withPeerListener { (peerPort: Int, _: TestNode, _: () async throws -> Int?) async throws in
+            let halfClosed = try await StreamPeer.connect(port: peerPort)
+            try await halfClosed.channel.channel.close(mode: .output)
+            #expect(await halfClosed.isClosedByNode())
+            await halfClosed.close()
+        }
+        try await withPeerListener(configure: {
+            $0.electionTimeoutMilliseconds = 1_000
+            $0.heartbeatIntervalMilliseconds = 200
+        }) { (peerPort: Int, _: TestNode, _: () async throws -> Int?) async throws in
+            let silent = try await StreamPeer.connect(port: peerPort)
+            let opened = ContinuousClock.now
+            #expect(await silent.isClosedByNode())
+            let held = ContinuousClock.now - opened
+            #expect(held >= .seconds(1), "a silent connection was closed after \(held), before its deadline")
+            await silent.close()
+
+            let peer = try await StreamPeer.connect(port: peerPort)
+            #expect(try await peer.handshake(as: 2, to: 1, secret: Self.secret) == nil)
+            await peer.close()
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MockPagerDuty
+import NIOPosix
 import RelayClient
 import RelayNode
 import RelayTestSupport
@@ -64,6 +65,8 @@ struct TestNode {
             port = bound
             break
         }
+        // The client listener's port arrives first; the peer listener may bind a moment later.
+        if let peer = configuration.peerListenAddress { await waitUntilAccepting(port: peer.port) }
         let client = RelayClient(baseURL: "http://127.0.0.1:\(port)", adminToken: configuration.adminToken)
         let node = TestNode(client: client, upstream: upstream, configuration: configuration)
         do {
@@ -73,6 +76,20 @@ struct TestNode {
         } catch {
             await node.stop(group, running)
             throw error
+        }
+    }
+
+    /// Waits (at most 10 s) until a TCP connection to the port is accepted.
+    private static func waitUntilAccepting(port: Int) async {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let connection = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port)
+                .get()
+            if let connection {
+                try? await connection.close()
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 

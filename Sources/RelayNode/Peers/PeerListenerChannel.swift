@@ -22,12 +22,16 @@ struct PeerListenerChannel: ServerChildChannel {
     }
 
     let http: HTTP1Channel
+    /// A connection that says nothing (or only half-closes) for this long is closed: otherwise
+    /// it would be held forever, and hold up a graceful shutdown.
+    let prefaceTimeoutMilliseconds: Int64
     let accept: @Sendable (NIOAsyncChannel<ByteBuffer, ByteBuffer>) async -> Void
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let decided = channel.eventLoop.makePromise(of: Bool.self)
-            try channel.pipeline.syncOperations.addHandler(PeerPrefaceSniffer(decided: decided), name: PeerPrefaceSniffer.name)
+            try channel.pipeline.syncOperations.addHandler(
+                PeerPrefaceSniffer(decided: decided, timeout: .milliseconds(prefaceTimeoutMilliseconds)), name: PeerPrefaceSniffer.name)
             let http = http
             let negotiated = decided.futureResult.flatMap { isStream -> EventLoopFuture<Negotiated> in
                 let value: EventLoopFuture<Negotiated> =
@@ -37,8 +41,15 @@ struct PeerListenerChannel: ServerChildChannel {
                         return .stream(try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
                     }
                     : http.setup(channel: channel, logger: logger).map { .http($0) }
-                // Removing the sniffer passes on what it held, to the handlers just added.
-                return value.flatMap { value in channel.pipeline.removeHandler(name: PeerPrefaceSniffer.name).map { value } }
+                // Removing the sniffer passes on what it held, to the handlers just added. A removal
+                // that fails (the connection closed meanwhile) still hands the wrapped channel to
+                // `handle`: NIO traps on an async channel dropped without being run and closed.
+                return value.flatMap { value in
+                    channel.pipeline.removeHandler(name: PeerPrefaceSniffer.name).flatMapError { _ in
+                        channel.eventLoop.makeSucceededVoidFuture()
+                    }
+                    .map { value }
+                }
             }
             return Value(channel: channel, negotiated: negotiated)
         }
@@ -58,7 +69,8 @@ struct PeerListenerChannel: ServerChildChannel {
 }
 
 /// Holds a connection's first bytes until they say whether it is a peer stream, then passes
-/// them on unchanged when it is removed.
+/// them on unchanged when it is removed. A connection that ends, half-closes or stays silent
+/// before that fails the decision and is closed.
 final class PeerPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -66,33 +78,60 @@ final class PeerPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
     /// The bytes that tell; the version byte after them is the stream's to check.
     private static let magic = PeerFrame.preface.prefix(4)
 
+    struct Undecided: Error, CustomStringConvertible {
+        let description: String
+    }
+
     private var held: ByteBuffer?
     private var decided: EventLoopPromise<Bool>?
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
 
-    init(decided: EventLoopPromise<Bool>) { self.decided = decided }
+    init(decided: EventLoopPromise<Bool>, timeout: TimeAmount) {
+        precondition(timeout > .zero, "a connection's first bytes have a deadline")
+        self.decided = decided
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            let (sniffer, context) = loopBound.value
+            sniffer.giveUp(context: context, Undecided(description: "nothing said within \(sniffer.timeout)"))
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         if held == nil { held = incoming } else { held!.writeBuffer(&incoming) }
-        guard let decided, let held else { return }
+        guard decided != nil, let held else { return }
         let seen = held.readableBytesView.prefix(Self.magic.count)
         if !Self.magic.starts(with: seen) {
-            self.decided = nil
-            decided.succeed(false)
+            decide(false)
         } else if seen.count == Self.magic.count {
-            self.decided = nil
-            decided.succeed(true)
+            decide(true)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {}
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
         if let held, held.readableBytes > 0 {
             context.fireChannelRead(wrapInboundOut(held))
             context.fireChannelReadComplete()
         }
         held = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The listener allows half-closure: a client that shuts its side before it says what it
+        // is would otherwise wait here for ever.
+        if case .inputClosed = event as? ChannelEvent, decided != nil {
+            giveUp(context: context, Undecided(description: "closed before its first bytes"))
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -102,8 +141,24 @@ final class PeerPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        timer?.cancel()
         decided?.fail(error)
         decided = nil
+        context.close(promise: nil)
+    }
+
+    private func decide(_ isStream: Bool) {
+        timer?.cancel()
+        timer = nil
+        let decided = decided
+        self.decided = nil
+        decided?.succeed(isStream)
+    }
+
+    private func giveUp(context: ChannelHandlerContext, _ error: any Error) {
+        guard let decided else { return }
+        self.decided = nil
+        decided.fail(error)
         context.close(promise: nil)
     }
 }

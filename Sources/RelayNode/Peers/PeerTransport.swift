@@ -66,8 +66,9 @@ final class PeerTransport: Sendable {
     private let clockSkew: ClockSkewMonitor
     private let metrics: NodeMetrics
     private let logger: Logger
-    /// A connection that has not finished its handshake by then is closed.
-    private let handshakeTimeoutMilliseconds: Int64
+    /// A connection that has not finished its handshake by then is closed (and one to the peer
+    /// listener that has not said what it is).
+    let handshakeTimeoutMilliseconds: Int64
     private let dialers = NIOLockedValueBox<[Task<Void, Never>]>([])
     private let refusalLog = NIOLockedValueBox(LogThrottle<String>(intervalMilliseconds: 10_000))
 
