@@ -12,6 +12,20 @@ final class NodeMetrics: Sendable {
     /// The last ten minutes of deliveries, for `/v1/status`.
     let recent = NIOLockedValueBox(RecentActivity())
 
+    // The handles the data path records into, each made once: making one is a lookup in the
+    // registry under its lock, with the label checked and hashed, and the engine records the
+    // queue's depth after every batch of actions.
+    private let deliveredTotal: Metrics.Counter
+    private let retriedTotal: Metrics.Counter
+    private let deadLetteredTotal: Metrics.Counter
+    private let deliveryLatency: Metrics.Timer
+    private let upstreamRequestTime: Metrics.Timer
+    private let upstreamInFlightGauge: Metrics.Gauge
+    private let pendingDepth: Metrics.Gauge
+    private let deadDepth: Metrics.Gauge
+    private let commitBatchEvents: Metrics.Recorder
+    private let storeWriteTime: Metrics.Timer
+
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -19,6 +33,16 @@ final class NodeMetrics: Sendable {
             .seconds(1), .seconds(2.5), .seconds(10), .seconds(60), .seconds(300), .seconds(1_800),
         ]
         self.factory = factory
+        deliveredTotal = Counter(label: "pdrelay_events_delivered_total", factory: factory)
+        retriedTotal = Counter(label: "pdrelay_events_retried_total", factory: factory)
+        deadLetteredTotal = Counter(label: "pdrelay_events_dead_lettered_total", factory: factory)
+        deliveryLatency = Timer(label: "pdrelay_delivery_latency_seconds", factory: factory)
+        upstreamRequestTime = Timer(label: "pdrelay_upstream_request_seconds", factory: factory)
+        upstreamInFlightGauge = Gauge(label: "pdrelay_upstream_in_flight", factory: factory)
+        pendingDepth = Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "pending")], factory: factory)
+        deadDepth = Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "dead")], factory: factory)
+        commitBatchEvents = Recorder(label: "pdrelay_store_commit_batch_events", factory: factory)
+        storeWriteTime = Timer(label: "pdrelay_store_write_seconds", factory: factory)
     }
 
     func accepted(_ api: IngestAPI, _ result: String) {
@@ -36,40 +60,36 @@ final class NodeMetrics: Sendable {
         let outcome = attempt.outcome
         let statusCode = attempt.statusCode
         recent.withLockedValue { $0.record(attempt, latencyMilliseconds: latencyMilliseconds, problem: problem) }
-        let name =
-            switch outcome {
-            case .delivered: "pdrelay_events_delivered_total"
-            case .retry: "pdrelay_events_retried_total"
-            case .deadLettered: "pdrelay_events_dead_lettered_total"
-            }
-        Counter(label: name, factory: factory).increment()
+        switch outcome {
+        case .delivered: deliveredTotal.increment()
+        case .retry: retriedTotal.increment()
+        case .deadLettered: deadLetteredTotal.increment()
+        }
         Counter(label: "pdrelay_upstream_responses_total", dimensions: [("code", statusCode.map(String.init) ?? "none")], factory: factory)
             .increment()
-        if outcome == .delivered {
-            Timer(label: "pdrelay_delivery_latency_seconds", factory: factory).recordMilliseconds(max(latencyMilliseconds, 0))
-        }
+        if outcome == .delivered { deliveryLatency.recordMilliseconds(max(latencyMilliseconds, 0)) }
     }
 
     /// Every upstream request's time, whatever its outcome: a slow PagerDuty (or proxy) shows here
     /// first, and as `pdrelay_upstream_in_flight` at `delivery_concurrency`.
     func upstreamRequest(durationMilliseconds: Int64) {
-        Timer(label: "pdrelay_upstream_request_seconds", factory: factory).recordMilliseconds(max(durationMilliseconds, 0))
+        upstreamRequestTime.recordMilliseconds(max(durationMilliseconds, 0))
     }
 
     func upstreamInFlight(_ count: Int) {
-        Gauge(label: "pdrelay_upstream_in_flight", factory: factory).record(count)
+        upstreamInFlightGauge.record(count)
     }
 
     func queueDepth(pending: Int, dead: Int) {
-        Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "pending")], factory: factory).record(pending)
-        Gauge(label: "pdrelay_queue_depth", dimensions: [("state", "dead")], factory: factory).record(dead)
+        pendingDepth.record(pending)
+        deadDepth.record(dead)
     }
 
     /// `durationMilliseconds`: the synced transaction's time. A leader whose writes run past the
     /// minimum election timeout stops its heartbeats (`diskStallToleranceMilliseconds`).
     func commit(batchSize: Int, durationMilliseconds: Int64) {
-        Recorder(label: "pdrelay_store_commit_batch_events", factory: factory).record(batchSize)
-        Timer(label: "pdrelay_store_write_seconds", factory: factory).recordMilliseconds(max(durationMilliseconds, 0))
+        commitBatchEvents.record(batchSize)
+        storeWriteTime.recordMilliseconds(max(durationMilliseconds, 0))
     }
 
     func role(_ role: Role) {
