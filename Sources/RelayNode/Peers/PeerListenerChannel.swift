@@ -43,7 +43,7 @@ struct PeerListenerChannel: ServerChildChannel {
                     : http.setup(channel: channel, logger: logger).map { .http($0) }
                 // Removing the sniffer passes on what it held, to the handlers just added. A removal
                 // that fails (the connection closed meanwhile) still hands the wrapped channel to
-                // `handle`: NIO traps on an async channel dropped without being run and closed.
+                // `handle`, which runs and closes it: NIO traps on an async channel dropped open.
                 return value.flatMap { value in
                     channel.pipeline.removeHandler(name: PeerPrefaceSniffer.name).flatMapError { _ in
                         channel.eventLoop.makeSucceededVoidFuture()
