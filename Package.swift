@@ -212,7 +212,7 @@ let package = Package(
             name: "RelayNodeTests",
             dependencies: [
                 "RelayNode", "RelayCore", "ClusterCore", "RelayReplication", "MockPagerDuty", "RelayClient", "RelayProcess",
-                "RelayTestSupport", "GatewayCore",
+                "RelayTestSupport", "GatewayCore", "ClusterHarness",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

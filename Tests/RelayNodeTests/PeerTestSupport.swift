@@ -1,14 +1,29 @@
 import AsyncHTTPClient
 import ClusterCore
+import ClusterHarness
 import Crypto
 import Foundation
+import NIOConcurrencyHelpers
 
 @testable import RelayNode
 
 /// A node that is alone in its cluster: what the peer tests probe.
 enum PeerTestSupport {
-    /// A free port below Linux's ephemeral range, for a peer listener.
-    static func peerPort() -> Int { 10_000 + Int.random(in: 0..<10_000) }
+    /// A free port below Linux's ephemeral range, for a peer listener, never one handed out
+    /// before in this process (some callers take the next port too): drawn at random, tests
+    /// running at once chose the same one now and then.
+    static func peerPort() -> Int {
+        for _ in 0..<1_000 {
+            let port = nextPort.withLockedValue { port in
+                defer { port = port + 2 < 20_000 ? port + 2 : 10_000 }
+                return port
+            }
+            if LoopbackPort.isFree(port) && LoopbackPort.isFree(port + 1) { return port }
+        }
+        preconditionFailure("no two free ports in a thousand tries between 10,000 and 20,000")
+    }
+
+    private static let nextPort = NIOLockedValueBox(10_000 + 2 * Int.random(in: 0..<5_000))
 
     /// Node 1 of a three-node cluster whose other two members do not exist, so it can never win
     /// an election: its term moves only if a vote request gets through.

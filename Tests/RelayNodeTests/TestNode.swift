@@ -1,7 +1,7 @@
+import ClusterHarness
 import Foundation
 import Logging
 import MockPagerDuty
-import NIOPosix
 import RelayClient
 import RelayNode
 import RelayTestSupport
@@ -79,18 +79,10 @@ struct TestNode {
         }
     }
 
-    /// Waits (at most 10 s) until a TCP connection to the port is accepted.
+    /// Waits (at most 10 s) until something accepts connections on the port.
     private static func waitUntilAccepting(port: Int) async {
         let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            let connection = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port)
-                .get()
-            if let connection {
-                try? await connection.close()
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        while !LoopbackPort.accepts(port) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
     private func stop(_ group: ServiceGroup, _ running: Task<Void, any Error>) async {
