@@ -13,7 +13,8 @@ import ServiceLifecycle
 /// finish, leadership is handed over), then the peer listener the handover needs.
 public enum RelayNode {
     /// Builds the node's services, in start order. `onListening` receives the bound client port
-    /// (useful with `listen_port: 0`); `notifier` is systemd's, when it runs the node.
+    /// (useful with `listen_port: 0`) once every listener of the node is bound; `notifier` is
+    /// systemd's, when it runs the node.
     public static func makeServices(
         configuration: RelayConfiguration, environment: NodeEnvironment = .live, notifier: SystemdNotifier? = nil, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -93,7 +94,9 @@ public enum RelayNode {
         }
         services.append(
             EngineService(
-                engine: engine, upstream: upstream, transport: transport, members: members, gate: gate, lock: lock, notifier: notifier,
+                engine: engine, upstream: upstream, transport: transport, members: members, gate: gate, onListening: onListening,
+                lock: lock,
+                notifier: notifier,
                 environment: environment, logger: logger))
 
         let commands = CommandRouter(
@@ -170,8 +173,7 @@ public enum RelayNode {
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? configuration.listenPort
                     logger.notice("listening", metadata: ["address": "\(configuration.listenHost):\(port)"])
-                    gate.opened()
-                    await onListening(port)
+                    gate.openedClientListener(port: port)
                 },
                 logger: logger))
         // Last, so that a graceful shutdown reaches it first: systemd hears STOPPING=1 at once.
@@ -190,6 +192,8 @@ struct EngineService: Service {
     let members: [ClusterMember]
     /// Opened once every listener is bound: the engine does nothing before.
     let gate: ListenerGate
+    /// Told the client port once the gate opens.
+    let onListening: @Sendable (Int) async -> Void
     /// Held while the engine runs, released when the process exits.
     let lock: DataDirectoryLock
     /// Pinged from the clock loop below, so that systemd restarts a node whose engine stopped.
@@ -208,6 +212,7 @@ struct EngineService: Service {
             return
         }
         logger.debug("listeners bound; starting the engine", metadata: ["lock": "\(lock.path)"])
+        if let port = gate.clientPort { await onListening(port) }
         transport?.start()
         // The clock keeps ticking through the drain below: committing the last outcomes and
         // handing leadership over need heartbeats and retransmissions.

@@ -1,4 +1,3 @@
-import ClusterHarness
 import Foundation
 import Logging
 import MockPagerDuty
@@ -65,8 +64,6 @@ struct TestNode {
             port = bound
             break
         }
-        // The client listener's port arrives first; the peer listener may bind a moment later.
-        if let peer = configuration.peerListenAddress { await waitUntilAccepting(port: peer.port) }
         let client = RelayClient(baseURL: "http://127.0.0.1:\(port)", adminToken: configuration.adminToken)
         let node = TestNode(client: client, upstream: upstream, configuration: configuration)
         do {
@@ -77,12 +74,6 @@ struct TestNode {
             await node.stop(group, running)
             throw error
         }
-    }
-
-    /// Waits (at most 10 s) until something accepts connections on the port.
-    private static func waitUntilAccepting(port: Int) async {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !LoopbackPort.accepts(port) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
     private func stop(_ group: ServiceGroup, _ running: Task<Void, any Error>) async {
