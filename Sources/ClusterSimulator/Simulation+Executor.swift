@@ -29,6 +29,9 @@ extension Simulation {
                     case .openIntent(let intent)?:
                         checkOutcomeBeforeNextAttempt(
                             key: intent.key, eventNumber: intent.eventNumber, term: intent.term, isIntent: true, on: id)
+                    case .recordAttemptAndOpenIntent(let number, _, let next)?:
+                        noteOutcomeLogged(eventNumber: number, on: id)
+                        checkOutcomeBeforeNextAttempt(key: next.key, eventNumber: next.eventNumber, term: next.term, isIntent: true, on: id)
                     default:
                         break
                     }

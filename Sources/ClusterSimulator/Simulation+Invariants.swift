@@ -45,9 +45,9 @@ extension Simulation {
             committed[applied.index] = (applied.term, applied.command, nodes[id - 1].engine?.raft.term ?? applied.term)
         }
         switch applied.command {
-        case .accept(let acceptance)?:
+        case .accept(let acceptance)?, .acceptAndOpenIntent(let acceptance, _)?:
             appliedAcceptances.insert(AcceptanceID(acceptance))
-        case .recordAttempt(let number, _)?:
+        case .recordAttempt(let number, _)?, .recordAttemptAndOpenIntent(let number, _, _)?:
             for (key, waiting) in nodes[id - 1].awaitingOutcome where waiting.eventNumber == number {
                 nodes[id - 1].awaitingOutcome[key] = nil
             }

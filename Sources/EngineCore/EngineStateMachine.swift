@@ -25,8 +25,18 @@ public struct EngineStateMachine: Sendable {
     /// Who waits for a command's result: a client, or one of the engine's own deliveries.
     enum Origin: Sendable, Equatable {
         case client(RequestID)
+        /// A client's event proposed with its first attempt's intent (`acceptAndOpenIntent`):
+        /// `key` is in flight in `term`'s scheduler until the entry's result is known.
+        case clientDelivering(RequestID, key: OrderingKey, term: Term)
         case intent(eventNumber: UInt64)
         case outcome(eventNumber: UInt64)
+
+        var request: RequestID? {
+            switch self {
+            case .client(let request), .clientDelivering(let request, _, _): request
+            case .intent, .outcome: nil
+            }
+        }
     }
 
     struct Proposal: Sendable {
@@ -222,25 +232,28 @@ public struct EngineStateMachine: Sendable {
         }
         // PagerDuty's limit is per routing key: its budget shrinks for every key of it.
         if response.statusCode == 429 { scheduler?.throttled(event.key.routingKey, nowMilliseconds: now) }
-        // The key's next event rides behind the outcome: its intent is proposed right after it,
-        // into the same write, so one commit serves both. It can open only once the outcome has
-        // applied (`RelayStateMachine` opens an intent only for the event first for its key, and
-        // the log applies in order), and if the outcome does not commit, neither does it.
+        // The key's next event rides behind the outcome: its intent is in the outcome's entry,
+        // so one commit serves both. It opens only once the outcome has applied
+        // (`RelayStateMachine` opens an intent only for the event first for its key), and if the
+        // outcome does not commit, neither does it.
         let next = outcome == .retry ? nil : nextAttempt(after: event, term: term, now: now)
         // The outcome is committed before the key's next event may be sent: after a crash or a
         // failover the relay must never re-send this event behind a later one.
         deliveries[eventNumber] = .committingOutcome(event, term: term, retryAt: retryAt, pauseUntil: pauseUntil, next: next?.number)
-        proposals.append(
-            Proposal(
-                origin: .outcome(eventNumber: eventNumber), command: .recordAttempt(eventNumber: eventNumber, attempt),
-                deadline: now + settings.commitTimeoutMilliseconds, holdDeadline: nil))
+        var command = RelayCommand.recordAttempt(eventNumber: eventNumber, attempt)
         if let next {
             if settings.faults.injects(.releaseKeyBeforeOutcomeDurable) {
                 send(next, term: term, now: now)
             } else {
-                openIntent(for: next, term: term, now: now)
+                // One entry for both: the intent applies right after the outcome.
+                deliveries[next.number] = .committingIntent(next, term: term)
+                command = .recordAttemptAndOpenIntent(eventNumber: eventNumber, attempt, next: intent(for: next, term: term))
             }
         }
+        proposals.append(
+            Proposal(
+                origin: .outcome(eventNumber: eventNumber), command: command, deadline: now + settings.commitTimeoutMilliseconds,
+                holdDeadline: nil))
         settle(now: now)
         return takeActions()
     }
@@ -413,7 +426,7 @@ public struct EngineStateMachine: Sendable {
         }
         for proposal in expired { resolve(proposal.origin, .failure(.staleRequest), now: now) }
         guard !proposals.isEmpty else { return }
-        let batch = Array(proposals.prefix(settings.maxCommitBatchEvents))
+        let batch = proposals.prefix(settings.maxCommitBatchEvents).map { carryingIntent($0, now: now) }
         proposals.removeFirst(batch.count)
         guard let (indexes, ready) = raft.propose(batch.map(\.command), now: now) else {
             for proposal in batch { resolve(proposal.origin, .failure(.notLeader(leader: raft.leaderID)), now: now) }
@@ -424,6 +437,22 @@ public struct EngineStateMachine: Sendable {
             waiting[index] = Waiter(origin: proposal.origin, term: raft.term, deadline: proposal.deadline)
         }
         enqueue(ready, now: now)
+    }
+
+    /// A client's event for a key with nothing pending, proposed while this leader may deliver
+    /// and the scheduler has a slot for it, carries its first attempt's intent: it is sent as
+    /// soon as its entry applies, one commit round after it arrives instead of two. Anything
+    /// else goes as it came, and the scheduler starts it in turn.
+    private mutating func carryingIntent(_ proposal: Proposal, now: Int64) -> Proposal {
+        guard case .client(let request) = proposal.origin, case .accept(let acceptance) = proposal.command,
+            drain == nil, storeFailure == nil, scheduler != nil, schedulerTerm == raft.term,
+            let fence = raft.deliveryFence, fence.term == raft.term, raft.mayStartDelivery(now: now),
+            raft.machine.head(of: acceptance.key) == nil, raft.machine.openIntent(for: acceptance.key) == nil,
+            scheduler!.mayStartWithAcceptance(acceptance.key, nowMilliseconds: now)
+        else { return proposal }
+        return Proposal(
+            origin: .clientDelivering(request, key: acceptance.key, term: fence.term),
+            command: .acceptAndOpenIntent(acceptance, term: fence.term), deadline: proposal.deadline, holdDeadline: proposal.holdDeadline)
     }
 
     /// One Ready's durable part as store steps, in the contract's order, with the store writes
@@ -479,7 +508,7 @@ public struct EngineStateMachine: Sendable {
     private mutating func answerEarly(_ write: Write) {
         var guess = raft.machine
         for entry in write.readies.flatMap(\.entries) {
-            guard let waiter = waiting[entry.index], case .client(let request) = waiter.origin, let command = entry.command else {
+            guard let waiter = waiting[entry.index], let request = waiter.origin.request, let command = entry.command else {
                 continue
             }
             waiting[entry.index] = nil
@@ -604,12 +633,16 @@ public struct EngineStateMachine: Sendable {
     /// Proposes the intent of this term's attempt on `event` (per-key fencing); the send waits
     /// for it to apply.
     private mutating func openIntent(for event: QueuedEvent, term: Term, now: Int64) {
-        guard let fence = raft.deliveryFence, fence.term == term else { preconditionFailure("an intent proposed outside term \(term)") }
         deliveries[event.number] = .committingIntent(event, term: term)
         proposals.append(
             Proposal(
-                origin: .intent(eventNumber: event.number), command: .openIntent(fence.intent(for: event)),
+                origin: .intent(eventNumber: event.number), command: .openIntent(intent(for: event, term: term)),
                 deadline: now + settings.commitTimeoutMilliseconds, holdDeadline: nil))
+    }
+
+    private func intent(for event: QueuedEvent, term: Term) -> DeliveryIntent {
+        guard let fence = raft.deliveryFence, fence.term == term else { preconditionFailure("an intent proposed outside term \(term)") }
+        return fence.intent(for: event)
     }
 
     /// The event that follows `event` on its key, when it may go on at once in `term`: this node
@@ -646,6 +679,19 @@ public struct EngineStateMachine: Sendable {
         switch origin {
         case .client(let request):
             emit(.answer(request, result))
+        case .clientDelivering(let request, let key, let term):
+            emit(.answer(request, result))
+            guard schedulerTerm == term, scheduler != nil else { return }
+            // Sent only if the entry opened this term's intent on the event it queued (it does
+            // not when the event was a duplicate, suppressed, coalesced, or not first for its key).
+            guard case .success(.accepted(_, let number)) = result, drain == nil,
+                let intent = raft.machine.openIntent(for: key), intent.term == term, intent.eventNumber == number,
+                let event = raft.machine.event(number: number), event.state == .pending
+            else {
+                release(key, retryAtMilliseconds: nil)
+                return
+            }
+            send(event, term: term, now: now)
         case .intent(let number):
             guard case .committingIntent(let event, let term)? = deliveries[number] else { return }
             guard schedulerTerm == term, scheduler != nil else {
@@ -674,6 +720,12 @@ public struct EngineStateMachine: Sendable {
         case .outcome(let number):
             guard case .committingOutcome(let event, let term, let retryAt, let pauseUntil, let next)? = deliveries[number] else { return }
             deliveries[number] = nil
+            if let next, case .committingIntent(let nextEvent, _)? = deliveries[next] {
+                // The next event's intent rode in this entry: it opened if the machine holds it.
+                let opened = raft.machine.openIntent(for: nextEvent.key).map { $0.eventNumber == next && $0.term == term } ?? false
+                resolve(.intent(eventNumber: next), result.map { _ in opened ? .intentOpened : .eventGone }, now: now)
+                return
+            }
             // The key went on to its next event, whose attempt now holds it.
             guard schedulerTerm == term, scheduler != nil, next.flatMap({ deliveries[$0] }) == nil else { return }
             if case .success = result {

@@ -183,6 +183,15 @@ extension ByteWriter {
         case .openIntent(let intent):
             bytes.append(4)
             write(intent)
+        case .acceptAndOpenIntent(let acceptance, let term):
+            // The acceptance as its own command, tag and all, behind the term.
+            bytes.append(17)
+            write(term)
+            write(RelayCommand.accept(acceptance))
+        case .recordAttemptAndOpenIntent(let number, let attempt, let next):
+            bytes.append(18)
+            write(next)
+            write(RelayCommand.recordAttempt(eventNumber: number, attempt))
         case .openWindow(let spec, let time):
             bytes.append(6)
             write(spec)
@@ -472,11 +481,7 @@ extension ByteReader {
     public mutating func readCommand() throws(DecodingFailure) -> RelayCommand {
         switch try readUInt64() {
         case let tag where tag == 0 || tag == 5:
-            return .accept(
-                Acceptance(
-                    kind: try read(EventKind.self), action: try read(EventAction.self), key: try readOrderingKey(),
-                    keyWasAssigned: try readBool(), body: try readBytes(), fingerprint: try readBytes(),
-                    receivedAtMilliseconds: try readInt64(), facts: tag == 5 ? try readFacts() : nil))
+            return .accept(try readAcceptance(withFacts: tag == 5))
         case 1: return .recordAttempt(eventNumber: try readUInt64(), try readAttempt())
         case 2: return .retryDead(try readFilter())
         case 3: return .purge(try readFilter())
@@ -507,8 +512,27 @@ extension ByteReader {
         case 14: return .flushDigests(atMilliseconds: try readInt64())
         case 15: return .recordDrill(try readDrill())
         case 16: return .applyWebhook(dedupKey: try readString(), try readPagerDutyView())
+        // The inner command's tag is checked here rather than read through `readCommand`, so
+        // that no input nests commands (and recursion) without bound.
+        case 17:
+            let term = try readUInt64()
+            let inner = try readUInt64()
+            guard inner == 0 || inner == 5 else { throw DecodingFailure("an intent-carrying acceptance holds command tag \(inner)") }
+            return .acceptAndOpenIntent(try readAcceptance(withFacts: inner == 5), term: term)
+        case 18:
+            let next = try readIntent()
+            let inner = try readUInt64()
+            guard inner == 1 else { throw DecodingFailure("an intent-carrying outcome holds command tag \(inner)") }
+            return .recordAttemptAndOpenIntent(eventNumber: try readUInt64(), try readAttempt(), next: next)
         case let tag: throw DecodingFailure("unknown command tag \(tag)")
         }
+    }
+
+    private mutating func readAcceptance(withFacts: Bool) throws(DecodingFailure) -> Acceptance {
+        Acceptance(
+            kind: try read(EventKind.self), action: try read(EventAction.self), key: try readOrderingKey(),
+            keyWasAssigned: try readBool(), body: try readBytes(), fingerprint: try readBytes(),
+            receivedAtMilliseconds: try readInt64(), facts: withFacts ? try readFacts() : nil)
     }
 
     public mutating func readResult() throws(DecodingFailure) -> CommandResult {

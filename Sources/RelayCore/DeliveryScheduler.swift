@@ -11,7 +11,7 @@ public struct DeliveryScheduler: Sendable {
     public let maxInFlight: Int
     private var runnable: Deque<OrderingKey> = []
     private var runnableSet: Set<OrderingKey> = []
-    private var inFlight: [OrderingKey: UInt64] = [:]
+    private var inFlight: Set<OrderingKey> = []
     private var waiting: Heap<Wait> = []
     private var waitingUntil: [OrderingKey: Int64] = [:]
     /// After a 429, PagerDuty's limit is per routing key, so every key of that routing key waits.
@@ -61,7 +61,7 @@ public struct DeliveryScheduler: Sendable {
 
     /// The first pending event of `key` may have changed (a new event, or the head left).
     public mutating func keyChanged(_ key: OrderingKey) {
-        guard inFlight[key] == nil, waitingUntil[key] == nil, !runnableSet.contains(key), !parkedSet.contains(key) else { return }
+        guard !inFlight.contains(key), waitingUntil[key] == nil, !runnableSet.contains(key), !parkedSet.contains(key) else { return }
         runnable.append(key)
         runnableSet.insert(key)
     }
@@ -71,11 +71,27 @@ public struct DeliveryScheduler: Sendable {
     /// waiting for; the slot is then spent. A 429's pause of the routing key is not consulted:
     /// under a budget the 429 has already pushed the next slot out (`throttled`).
     public mutating func mayContinue(_ key: OrderingKey, nowMilliseconds now: Int64) -> Bool {
-        precondition(inFlight[key] != nil, "\(key) continued, but it was not in flight")
+        precondition(inFlight.contains(key), "\(key) continued, but it was not in flight")
         guard parked[key.routingKey] == nil,
             budget.nextSlotMilliseconds(for: key.routingKey, now: now) <= now
         else { return false }
         budget.spend(key.routingKey, now: now)
+        return true
+    }
+
+    /// Whether an event about to be proposed for `key`, which has nothing pending, may have its
+    /// first attempt start as soon as it is committed (its intent rides in its entry): only if
+    /// the scheduler knows nothing of the key, a slot of the in-flight limit is free beyond the
+    /// keys already waiting to start, and its routing key is neither paused nor short of budget
+    /// (nor has parked keys, which a free slot goes to first). The key is then in flight, and
+    /// the budget's slot spent, until `finished`.
+    public mutating func mayStartWithAcceptance(_ key: OrderingKey, nowMilliseconds now: Int64) -> Bool {
+        guard inFlight.count + runnable.count < maxInFlight, !inFlight.contains(key), waitingUntil[key] == nil,
+            !runnableSet.contains(key), !parkedSet.contains(key), parked[key.routingKey] == nil,
+            (pausedUntil[key.routingKey] ?? .min) <= now, budget.nextSlotMilliseconds(for: key.routingKey, now: now) <= now
+        else { return false }
+        budget.spend(key.routingKey, now: now)
+        inFlight.insert(key)
         return true
     }
 
@@ -111,7 +127,7 @@ public struct DeliveryScheduler: Sendable {
                 continue
             }
             budget.spend(key.routingKey, now: now)
-            inFlight[key] = event.number
+            inFlight.insert(key)
             started.append(event)
         }
         return started
@@ -159,7 +175,7 @@ public struct DeliveryScheduler: Sendable {
     /// An attempt ended. `retryAtMilliseconds` is set when the same event must be tried again
     /// later; otherwise the key's next event (if any) may go at once.
     public mutating func finished(_ key: OrderingKey, retryAtMilliseconds: Int64?, pauseRoutingKeyUntilMilliseconds: Int64? = nil) {
-        precondition(inFlight.removeValue(forKey: key) != nil, "finished \(key), which was not in flight")
+        precondition(inFlight.remove(key) != nil, "finished \(key), which was not in flight")
         if let pause = pauseRoutingKeyUntilMilliseconds {
             pausedUntil[key.routingKey] = max(pausedUntil[key.routingKey] ?? pause, pause)
         }

@@ -54,6 +54,16 @@ public enum RelayCommand: Sendable, Equatable {
     /// The leader's intent to send an event now (see `DeliveryIntent`); the outcome's
     /// `recordAttempt` closes it.
     case openIntent(DeliveryIntent)
+    /// A client's event from a leader that may send it at once (its key had nothing pending and
+    /// a delivery slot was free when proposed): if it is queued first for its key and no intent
+    /// is open on the key, the intent of `term`'s first attempt on it opens in the same entry,
+    /// so a new incident's event costs one commit round less before it is sent. The result is
+    /// the acceptance's.
+    case acceptAndOpenIntent(Acceptance, term: UInt64)
+    /// An attempt's outcome and the key's next event's intent, in one entry: the intent is
+    /// applied after the outcome, as `openIntent` would be in the entry behind it. The result
+    /// is the outcome's.
+    case recordAttemptAndOpenIntent(eventNumber: UInt64, AttemptRecord, next: DeliveryIntent)
     /// Operator: dead letters back to pending.
     case retryDead(EventFilter)
     /// Operator: forget events.

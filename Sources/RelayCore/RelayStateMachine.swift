@@ -242,6 +242,18 @@ public struct RelayStateMachine: Sendable {
             return record(attempt, for: number, effects: &effects)
         case .openIntent(let intent):
             return open(intent, effects: &effects)
+        case .acceptAndOpenIntent(let acceptance, let term):
+            let result = accept(acceptance, effects: &effects)
+            // Only a new event first for its key, with no older request to fence off: anything
+            // else is left to the leader's scheduler and its separate intent.
+            if case .accepted(_, let number) = result, queues[acceptance.key]?.first == number, intents[acceptance.key] == nil {
+                _ = open(DeliveryIntent(key: acceptance.key, eventNumber: number, term: term, attempt: 1), effects: &effects)
+            }
+            return result
+        case .recordAttemptAndOpenIntent(let number, let attempt, let next):
+            let result = record(attempt, for: number, effects: &effects)
+            _ = open(next, effects: &effects)
+            return result
         case .retryDead(let filter):
             return retryDead(filter, effects: &effects)
         case .purge(let filter):

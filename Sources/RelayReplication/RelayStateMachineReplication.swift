@@ -18,7 +18,9 @@ extension RelayStateMachine: ReplicatedStateMachine {
 
     /// An accepted event is its body plus a little; every other command is small.
     public static func replicationBytes(of command: RelayCommand) -> Int {
-        if case .accept(let acceptance) = command { return acceptance.body.count + 64 }
-        return 64
+        switch command {
+        case .accept(let acceptance), .acceptAndOpenIntent(let acceptance, _): return acceptance.body.count + 64
+        default: return 64
+        }
     }
 }

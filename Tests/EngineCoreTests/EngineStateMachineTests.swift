@@ -155,16 +155,9 @@ import Testing
 
     @Test func theKeyWaitsForTheOutcomeToBeAppliedBeforeItsNextAttempt() {
         var (engine, now) = Self.leader()
-        _ = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
-        var actions = engine.writeCompleted(now: now)
+        let submitted = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
         // The delivery begins with an intent; once it is written and applied, the send starts.
-        var order: DeliveryOrder?
-        for _ in 0..<10 where order == nil {
-            now += 1
-            actions = actions.contains { $0.isWrite } ? engine.writeCompleted(now: now) : engine.tick(now: now)
-            order = actions.compactMap(\.order).first
-        }
-        guard let order else {
+        guard let order = Self.untilDelivery(&engine, submitted, now: &now) else {
             Issue.record("no delivery started")
             return
         }
@@ -228,22 +221,16 @@ import Testing
         #expect(engine.deliveryBudget(for: first.event.key.routingKey, now: now)?.slotMilliseconds == 1_000)
     }
 
-    @Test func theNextEventsIntentRidesBehindTheOutcomeInOneWrite() {
+    @Test func theNextEventsIntentRidesInTheOutcomesEntry() {
         var (engine, now) = Self.leader()
         var actions = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
-        var order: DeliveryOrder?
-        for _ in 0..<10 where order == nil {
-            now += 1
-            actions = actions.contains { $0.isWrite } ? engine.writeCompleted(now: now) : engine.tick(now: now)
-            order = actions.compactMap(\.order).first
-        }
-        guard let first = order else {
+        guard let first = Self.untilDelivery(&engine, actions, now: &now) else {
             Issue.record("no delivery started")
             return
         }
         actions = Self.finish(first, behind: "acknowledge", engine: &engine, now: &now)
-        // One write carries the outcome and, behind it, the next event's intent; nothing is sent
-        // before that write is done.
+        // One entry carries the outcome and, behind it, the next event's intent; nothing is sent
+        // before its write is done.
         var writes: [[String]] = []
         var next: DeliveryOrder?
         for _ in 0..<10 where next == nil {
@@ -256,18 +243,85 @@ import Testing
                         switch entry.command {
                         case .recordAttempt(let number, _)?: "outcome \(number)"
                         case .openIntent(let intent)?: "intent \(intent.eventNumber)"
+                        case .recordAttemptAndOpenIntent(let number, _, let next)?: "outcome \(number), intent \(next.eventNumber)"
                         default: nil
                         }
                     })
             }
             #expect(
-                next == nil || writes.contains { $0.contains("intent \(first.event.number + 1)") }, "sent before its intent was written")
+                next == nil || writes.contains { $0.contains("outcome \(first.event.number), intent \(first.event.number + 1)") },
+                "sent before its intent was written")
             now += 1
             if next == nil { actions = actions.contains { $0.isWrite } ? engine.writeCompleted(now: now) : engine.tick(now: now) }
         }
         #expect(next?.event.number == first.event.number + 1)
-        #expect(writes.contains(["outcome \(first.event.number)", "intent \(first.event.number + 1)"]), "writes: \(writes)")
+        #expect(writes.contains(["outcome \(first.event.number), intent \(first.event.number + 1)"]), "writes: \(writes)")
         #expect(engine.deliveriesInFlight == 1)
+    }
+
+    /// The commands of the log entries `actions` write, in order.
+    static func written(_ actions: [EngineAction]) -> [RelayCommand] {
+        actions.flatMap { action -> [RelayCommand] in
+            guard case .write(let steps) = action else { return [] }
+            return steps.flatMap { step -> [RelayCommand] in
+                if case .entries(let entries) = step { entries.compactMap(\.command) } else { [] }
+            }
+        }
+    }
+
+    @Test func aNewIncidentsIntentRidesInItsAcceptanceAndItIsSentOnceThatApplies() {
+        var (engine, now) = Self.leader()
+        let submitted = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        let term = engine.raft.term
+        guard case .acceptAndOpenIntent(_, term)? = Self.written(submitted).first else {
+            Issue.record("the acceptance went without its intent: \(Self.written(submitted))")
+            return
+        }
+        #expect(submitted.compactMap(\.order).isEmpty, "sent before its entry was written")
+        now += 1
+        let applied = engine.writeCompleted(now: now)
+        // The client's answer and the send come from the same write; the send is last.
+        #expect(applied.compactMap(\.answer).map(\.0) == [1])
+        #expect(applied.compactMap(\.order).map(\.event.number) == [1])
+        #expect(
+            engine.raft.machine.openIntent(for: OrderingKey(routingKey: "engineroutingkey0000000000000001", dedupKey: "a"))?.term == term)
+    }
+
+    @Test func anEventBehindAnotherOfItsKeyOrBeyondTheInFlightLimitGoesWithoutAnIntent() {
+        var (engine, now) = Self.leader()
+        // Four keys fill the in-flight limit (deliveryConcurrency 4); the fifth key and a second
+        // event of key "a" are accepted without one.
+        var commands: [RelayCommand] = []
+        for (request, key) in ["a", "b", "c", "d"].enumerated() {
+            commands += Self.written(
+                engine.submit(Self.accept(key), request: RequestID(request + 1), holdDeadlineMilliseconds: nil, now: now))
+        }
+        // The first write holds "a"; "b" to "d" wait for it and go in the next.
+        var started = 0
+        for _ in 0..<2 {
+            now += 1
+            let actions = engine.writeCompleted(now: now)
+            commands += Self.written(actions)
+            started += actions.compactMap(\.order).count
+        }
+        #expect(started == 4)
+        var actions = engine.submit(Self.accept("e"), request: 5, holdDeadlineMilliseconds: nil, now: now)
+        actions += engine.submit(Self.accept("a", at: 1, action: "acknowledge"), request: 6, holdDeadlineMilliseconds: nil, now: now)
+        commands += Self.written(actions)
+        while actions.contains(where: \.isWrite) {
+            now += 1
+            actions = engine.writeCompleted(now: now)
+            commands += Self.written(actions)
+        }
+        let kinds = commands.map { command -> String in
+            switch command {
+            case .acceptAndOpenIntent(let acceptance, _): "with intent \(acceptance.key.dedupKey)"
+            case .accept(let acceptance): "plain \(acceptance.key.dedupKey)"
+            default: "other"
+            }
+        }
+        #expect(kinds == ["with intent a", "with intent b", "with intent c", "with intent d", "plain e", "plain a"], "\(kinds)")
+        #expect(engine.deliveriesInFlight == 4)
     }
 }
 

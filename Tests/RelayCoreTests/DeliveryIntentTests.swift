@@ -71,4 +71,83 @@ import Testing
         let command = RelayCommand.openIntent(intent(7, term: 9))
         #expect(try RelayCommand(encoded: command.encoded) == command)
     }
+
+    /// `clients.accept`'s acceptance, proposed with `term`'s intent.
+    mutating func acceptWithIntent(_ action: String, term: UInt64 = 2) -> (CommandResult, [StoreMutation]) {
+        guard case .accept(let acceptance) = clients.accept(TestSupport.alert(action, dedupKey: "db-1")) else {
+            preconditionFailure("Clients.accept makes acceptances")
+        }
+        return apply(.acceptAndOpenIntent(acceptance, term: term))
+    }
+
+    @Test mutating func anAcceptanceOpensItsIntentOnlyWhenItQueuesTheKeysFirstEvent() {
+        let (first, mutations) = acceptWithIntent("trigger")
+        #expect(first == .accepted(dedupKey: "db-1", eventNumber: 1))
+        #expect(mutations.last == .putIntent(intent(1)))
+        #expect(machine.openIntent(for: key) == intent(1))
+        // Behind a pending event of its key: queued, and no intent of its own.
+        let (second, behind) = acceptWithIntent("acknowledge")
+        #expect(second == .accepted(dedupKey: "db-1", eventNumber: 2))
+        #expect(!behind.contains { if case .putIntent = $0 { true } else { false } })
+        #expect(machine.openIntent(for: key) == intent(1))
+    }
+
+    @Test mutating func anAcceptanceOpensNoIntentBesideAnOlderRequestStillOut() {
+        accept("trigger")
+        apply(.openIntent(intent(1, term: 2)))
+        apply(.purge(EventFilter(dedupKey: "db-1")))
+        // Event 1's request of term 2 may still be on its way: the new event waits for the
+        // leader's fence (a separate intent), and term 2's intent stays.
+        let (result, mutations) = acceptWithIntent("resolve", term: 3)
+        #expect(result == .accepted(dedupKey: "db-1", eventNumber: 2))
+        #expect(!mutations.contains { if case .putIntent = $0 { true } else { false } })
+        #expect(machine.openIntent(for: key) == intent(1, term: 2))
+    }
+
+    @Test mutating func aDuplicateOpensNoIntent() {
+        accept("trigger")
+        apply(.recordAttempt(eventNumber: 1, clients.attempt(.delivered)))
+        // The same bytes again within the duplicate window: nothing is queued, so nothing is sent.
+        let (result, _) = acceptWithIntent("trigger")
+        #expect(result == .duplicate(dedupKey: "db-1", eventNumber: 1))
+        #expect(machine.openIntent(for: key) == nil)
+    }
+
+    @Test mutating func anOutcomeClosesItsIntentAndOpensTheNextEventsInOneEntry() {
+        accept("trigger")
+        accept("acknowledge")
+        apply(.openIntent(intent(1)))
+        let (result, mutations) = apply(
+            .recordAttemptAndOpenIntent(eventNumber: 1, clients.attempt(.delivered), next: intent(2)))
+        #expect(result == .attemptRecorded)
+        #expect(mutations.firstIndex(of: .deleteIntent(key))! < mutations.firstIndex(of: .putIntent(intent(2)))!)
+        #expect(machine.openIntent(for: key) == intent(2))
+        // An outcome that leaves the event first for its key (a retry) opens no intent behind it.
+        let (_, retried) = apply(.recordAttemptAndOpenIntent(eventNumber: 2, clients.attempt(.retry, status: 500), next: intent(3)))
+        #expect(!retried.contains { if case .putIntent = $0 { true } else { false } })
+        #expect(machine.openIntent(for: key) == nil)
+    }
+
+    @Test mutating func intentCarryingCommandsSurviveTheBinaryCodec() throws {
+        guard case .accept(let acceptance) = clients.accept(TestSupport.alert("trigger", dedupKey: "db-1")) else { return }
+        let plain = Acceptance(
+            kind: acceptance.kind, action: acceptance.action, key: acceptance.key, keyWasAssigned: false, body: acceptance.body,
+            fingerprint: acceptance.fingerprint, receivedAtMilliseconds: acceptance.receivedAtMilliseconds, facts: nil)
+        for command in [
+            RelayCommand.acceptAndOpenIntent(acceptance, term: 4), .acceptAndOpenIntent(plain, term: 1 << 40),
+            .recordAttemptAndOpenIntent(eventNumber: 3, clients.attempt(.delivered), next: intent(4, term: 6)),
+        ] {
+            #expect(try RelayCommand(encoded: command.encoded) == command)
+        }
+    }
+
+    @Test func anIntentCarryingCommandMustHoldTheOneCommandItNames() {
+        // Tag 17 (an acceptance with its term's intent) around anything but an acceptance, such
+        // as itself nested without end, is refused after reading one inner tag.
+        var nested: [UInt8] = []
+        for _ in 0..<100_000 { nested += [17, 1] }
+        #expect(throws: DecodingFailure.self) { try RelayCommand(encoded: nested) }
+        let outcomeAroundAcceptance: [UInt8] = [18] + RelayCommand.openIntent(intent(1)).encoded.dropFirst() + [0]
+        #expect(throws: DecodingFailure.self) { try RelayCommand(encoded: outcomeAroundAcceptance) }
+    }
 }
