@@ -9,8 +9,9 @@ import SeededRandom
 /// next: a later Ready's messages may speak for entries an earlier one is still writing (a
 /// heartbeat's acknowledgement claims everything the log holds). For each `Ready`, in this order:
 /// 1. make durable, in one fsync'd transaction: `hardState`; `truncateAfter` (drop later
-///    entries); `entries`; then `snapshot` (which replaces every entry up to its index that does
-///    not agree with it: a compaction snapshot may cover entries of the same `Ready`);
+///    entries); `entries`; then `snapshot` (a leader's, which replaces the state and every entry
+///    up to its index that does not agree with it); entries up to `compactedThrough` may then
+///    be dropped (they are applied, and may be in the same `Ready`);
 /// 2. only then send `messages` (a vote or an acknowledgement is a promise about the disk),
 ///    except heartbeats, which `Ready.takeHeartbeats` hands over to send at once;
 /// 3. hand `applied` results to the clients waiting for them;
@@ -27,13 +28,19 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
 
     public struct Ready: Sendable {
         public var hardState: HardState?
+        /// A snapshot from the leader, installed: the whole state at its index.
         public var snapshot: Snapshot<Machine>?
+        /// The in-memory log no longer holds entries up to this index; they are applied (in
+        /// this or an earlier `Ready`), so a store that keeps the applied state may drop them.
+        public var compactedThrough: LogIndex?
         public var truncateAfter: LogIndex?
         public var entries: [Entry<Command>] = []
         public var messages: [Message<Machine>] = []
         public var applied: [Applied] = []
 
-        public var needsPersistence: Bool { hardState != nil || snapshot != nil || truncateAfter != nil || !entries.isEmpty }
+        public var needsPersistence: Bool {
+            hardState != nil || snapshot != nil || compactedThrough != nil || truncateAfter != nil || !entries.isEmpty
+        }
 
         /// Takes out the messages that may leave at once, ahead of this and earlier Readys'
         /// writes (the shell's current one has run `writeRunningForMilliseconds`): heartbeats
@@ -127,6 +134,8 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     public private(set) var leaderCommitIndex: LogIndex = 0
     private var nextHeartbeat: Int64 = 0
     private var ready = Ready()
+    /// The leader's snapshot for peers behind the log's start, kept while one may need it.
+    private var snapshotForPeers: Snapshot<Machine>?
 
     /// Starts (or restarts) a node from what its disk holds. `lostDisk` marks a replaced node that
     /// comes back empty under the same id: it will not vote until it has caught up.
@@ -428,8 +437,9 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
             acceptLeader(message.from, now: now)
             matchedInTerm = max(matchedInTerm, snapshot.index)
             if snapshot.index > commitIndex {
-                log.install(snapshot)
+                log.compact(through: snapshot.index, term: snapshot.term)
                 machine = snapshot.machine
+                snapshotForPeers = nil
                 commitIndex = snapshot.index
                 lastApplied = snapshot.index
                 ready.snapshot = snapshot
@@ -614,6 +624,7 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     }
 
     private mutating func becomeFollower(term newTerm: Term, leader: NodeID?, now: Int64) {
+        snapshotForPeers = nil
         if newTerm > term { enterTerm(newTerm, votedFor: nil) }
         if role == .leader || role == .candidate || role == .preCandidate { resetElectionTimer(now: now) }
         role = .follower
@@ -681,8 +692,8 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
     /// Sends `peer` an append from its `nextIndex`, or the snapshot if that is compacted away.
     private mutating func sendAppend(to peer: NodeID) {
         let next = nextIndex[peer] ?? log.lastIndex + 1
-        if next <= log.snapshotIndex, let snapshot = log.snapshot {
-            send(to: peer, term: term, .installSnapshot(snapshot, round: round))
+        if next <= log.snapshotIndex {
+            send(to: peer, term: term, .installSnapshot(snapshotToSend(), round: round))
             return
         }
         let prevIndex = next - 1
@@ -768,10 +779,25 @@ public struct RaftNode<Machine: ReplicatedStateMachine>: Sendable {
         let limit = catchingUp ? Self.snapshotHoldFactor * snapshotThresholdEntries : snapshotThresholdEntries
         let limitBytes = catchingUp ? 4 * Self.maxLogBytes : Self.maxLogBytes
         if log.entries.count > limit || log.entryBytes > limitBytes, let term = log.term(at: lastApplied) {
-            let snapshot = Snapshot(index: lastApplied, term: term, machine: machine)
-            log.install(snapshot)
-            ready.snapshot = snapshot
+            log.compact(through: lastApplied, term: term)
+            ready.compactedThrough = lastApplied
         }
+        // A snapshot kept for peers shares the machine's tables, so each table's next change
+        // copies it: it goes as soon as no peer needs one.
+        if snapshotForPeers != nil && !peers.contains(where: { (nextIndex[$0] ?? .max) <= log.snapshotIndex }) {
+            snapshotForPeers = nil
+        }
+    }
+
+    /// The snapshot a peer behind the log's start is sent: the one made for an earlier send,
+    /// while the log still continues it (so a transfer that was cut resumes rather than starts
+    /// over with a new one), or a new one of the applied state.
+    private mutating func snapshotToSend() -> Snapshot<Machine> {
+        if let kept = snapshotForPeers, kept.index >= log.snapshotIndex { return kept }
+        guard let appliedTerm = log.term(at: lastApplied) else { preconditionFailure("no term for applied index \(lastApplied)") }
+        let snapshot = Snapshot(index: lastApplied, term: appliedTerm, machine: machine)
+        snapshotForPeers = snapshot
+        return snapshot
     }
 
     // MARK: plumbing

@@ -138,7 +138,8 @@ public struct Message<Machine: ReplicatedStateMachine>: Sendable {
 
 extension DurableState {
     /// Writes a `Ready`'s durable part in the order the contract of `RaftNode` requires: hard
-    /// state, truncation, entries, then the snapshot (which may cover entries of the same Ready).
+    /// state, truncation, entries, then a leader's snapshot. A compaction drops nothing here:
+    /// this model keeps no applied state, so its log is what rebuilds the machine.
     public mutating func write(_ ready: RaftNode<Machine>.Ready) {
         if let hardState = ready.hardState { self.hardState = hardState }
         if let after = ready.truncateAfter { truncate(after: after) }
@@ -154,9 +155,11 @@ extension DurableState {
     /// Writes entries in index order, each replacing whatever was at its index and after.
     public mutating func append(_ newEntries: [Entry<Machine.Command>]) {
         for entry in newEntries {
-            entries.removeAll { $0.index >= entry.index }
-            let last = entries.last?.index ?? snapshot?.index ?? 0
-            precondition(entry.index == last + 1, "entry \(entry.index) written after \(last)")
+            // The entries follow the snapshot without a gap, so those at and after `entry.index`
+            // are the tail.
+            let base = snapshot?.index ?? 0
+            precondition(entry.index > base && entry.index <= lastIndex + 1, "entry \(entry.index) written after \(lastIndex)")
+            entries.removeLast(Int(lastIndex + 1 - entry.index))
             entries.append(entry)
         }
     }

@@ -88,10 +88,10 @@ extension Simulation {
             case .hardState(let hardState): disk.hardState = hardState
             case .truncate(let after): disk.truncate(after: after)
             case .entries(let entries): disk.append(entries)
-            // The simulated disk keeps the log and its snapshots; a restart rebuilds the machine
-            // from them rather than from tables.
-            case .applied: break
-            case .install(let snapshot), .compact(let snapshot): disk.keep(snapshot)
+            // The simulated disk keeps the log and the leader's snapshots, and no tables: a
+            // restart rebuilds the machine from them, so it compacts nothing.
+            case .applied, .compact: break
+            case .install(let snapshot): disk.keep(snapshot)
             case .recovering(let flag): nodes[id - 1].recoveringMarker = flag
             }
         }

@@ -364,6 +364,7 @@ public struct EngineStateMachine: Sendable {
                 steps += self.steps(for: ready, now: now)
                 if let last = ready.entries.last?.index { lastWritten = max(lastWritten ?? 0, last) }
                 if let snapshot = ready.snapshot { lastWritten = max(lastWritten ?? 0, snapshot.index) }
+                if let compacted = ready.compactedThrough { lastWritten = max(lastWritten ?? 0, compacted) }
             }
             let mustSync = batch.contains { $0.needsPersistence } || hadPendingSteps
             // A leader's appends promise nothing about its own disk (its entries count towards a
@@ -468,15 +469,13 @@ public struct EngineStateMachine: Sendable {
             appliedThrough = max(appliedThrough, last.index)
         }
         if let snapshot = ready.snapshot {
-            if snapshot.index > appliedThrough {
-                // From the leader: a whole new state, not one this node applied itself.
-                steps.append(.install(snapshot))
-                appliedThrough = snapshot.index
-                snapshotInstalled(at: snapshot.index, now: now)
-            } else {
-                steps.append(.compact(snapshot))
-            }
+            // From the leader: a whole new state, not one this node applied itself.
+            precondition(snapshot.index > appliedThrough, "a snapshot at \(snapshot.index) installed over applied \(appliedThrough)")
+            steps.append(.install(snapshot))
+            appliedThrough = snapshot.index
+            snapshotInstalled(at: snapshot.index, now: now)
         }
+        if let compacted = ready.compactedThrough { steps.append(.compact(through: compacted)) }
         return steps
     }
 

@@ -12,10 +12,9 @@ public enum StoreStep: Sendable {
     case applied(index: LogIndex, term: Term, [StoreMutation])
     /// A snapshot received from the leader replaces the whole state.
     case install(Snapshot<RelayStateMachine>)
-    /// Entries up to the snapshot's index are applied and in the tables: the log no longer needs
-    /// them. (The SQLite store's tables already hold that state; a store without tables, such as
-    /// the simulator's disk, keeps the snapshot itself.)
-    case compact(Snapshot<RelayStateMachine>)
+    /// Entries up to `through` are applied and in the tables: the log no longer needs them. (A
+    /// store without tables, such as the simulator's disk, keeps them.)
+    case compact(through: LogIndex)
     /// Set while a node that lost its disk catches up; it must not vote meanwhile.
     case recovering(Bool)
 }

@@ -114,9 +114,9 @@ extension RelayStore {
             s.termAt.bind([.integer(Int64(snapshot.index))])
             let agrees = try s.termAt.step() && Term(s.termAt.int64(0)) == snapshot.term
             try (agrees ? s.compactLog : s.truncateLog).run([.integer(agrees ? Int64(snapshot.index) : -1)])
-        case .compact(let snapshot):
+        case .compact(let index):
             // The tables already hold this state (and more): only the log's prefix goes.
-            compactionTarget = max(compactionTarget, Int64(snapshot.index))
+            compactionTarget = max(compactionTarget, Int64(index))
         case .recovering(let recovering):
             try s.putMeta.run([.text("cluster_recovering"), .integer(recovering ? 1 : 0)])
         }

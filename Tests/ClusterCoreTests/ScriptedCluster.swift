@@ -69,7 +69,7 @@ struct ScriptedCluster {
         state.write(ready)
         durable[id] = state
         network.append(contentsOf: ready.messages)
-        if !ready.entries.isEmpty || ready.snapshot != nil {
+        if !ready.entries.isEmpty || ready.snapshot != nil || ready.compactedThrough != nil {
             let now = local(id)
             if let next = nodes[id]?.persisted(through: state.lastIndex, now: now) { handle(id, next) }
         }

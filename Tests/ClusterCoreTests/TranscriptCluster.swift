@@ -102,7 +102,7 @@ struct TranscriptCluster {
         durable[id] = state
         waiting += ready.messages
         var lines = Self.describe(id, ready)
-        if !ready.entries.isEmpty || ready.snapshot != nil {
+        if !ready.entries.isEmpty || ready.snapshot != nil || ready.compactedThrough != nil {
             lines += process(id, nodes[id]!.persisted(through: state.lastIndex, now: now))
         }
         return lines
@@ -157,6 +157,7 @@ struct TranscriptCluster {
             parts.append("hard state term \(hardState.term) vote \(hardState.votedFor.map(String.init) ?? "none")")
         }
         if let snapshot = ready.snapshot { parts.append("snapshot \(snapshot.index)/\(snapshot.term)") }
+        if let compacted = ready.compactedThrough { parts.append("compacted through \(compacted)") }
         if let after = ready.truncateAfter { parts.append("truncate after \(after)") }
         if !ready.entries.isEmpty { parts.append("entries " + ready.entries.map(describe).joined(separator: " ")) }
         if !ready.applied.isEmpty {

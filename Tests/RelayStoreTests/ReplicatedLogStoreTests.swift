@@ -42,7 +42,7 @@ import Testing
                 ]),
                 // Entry 4 was never committed, and a new leader replaced it.
                 .truncate(after: 3), .entries([Entry(term: 3, index: 4, command: accept("three"))]),
-                .applied(index: 2, term: 3, effects.mutations), .compact(Snapshot(index: 2, term: 3, machine: machine)), .recovering(true),
+                .applied(index: 2, term: 3, effects.mutations), .compact(through: 2), .recovering(true),
             ])
         }
         let recovered = try await RelayStore(directory: directory).recover(limits: limits)
@@ -63,7 +63,7 @@ import Testing
         let rows = { try await store.run { try $0.connection.scalar("SELECT count(*) FROM raft_log") ?? -1 } }
         try await store.write([
             .applied(index: LogIndex(count - 1), term: 1, []),
-            .compact(Snapshot(index: LogIndex(count - 1), term: 1, machine: RelayStateMachine(limits: limits))),
+            .compact(through: LogIndex(count - 1)),
         ])
         #expect(try await rows() == count - RelayStore.maxCompactedEntriesPerWrite)
         // Later transactions, whatever they carry, drop the rest, a share each.
