@@ -172,6 +172,7 @@ let package = Package(
             name: "LoadTestKit",
             dependencies: [
                 "MockPagerDuty", "RelayProcess", "ClusterHarness", "RelayClient", "RelayCore", "SeededRandom",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -244,9 +244,9 @@ public struct RelayStateMachine: Sendable {
             return open(intent, effects: &effects)
         case .acceptAndOpenIntent(let acceptance, let term):
             let result = accept(acceptance, effects: &effects)
-            // Only a new event first for its key, with no older request to fence off: anything
-            // else is left to the leader's scheduler and its separate intent.
-            if case .accepted(_, let number) = result, queues[acceptance.key]?.first == number, intents[acceptance.key] == nil {
+            // Only a new event first for its key (`open` checks that), with no older request to
+            // fence off: anything else is left to the leader's scheduler and its separate intent.
+            if case .accepted(_, let number) = result, intents[acceptance.key] == nil {
                 _ = open(DeliveryIntent(key: acceptance.key, eventNumber: number, term: term, attempt: 1), effects: &effects)
             }
             return result

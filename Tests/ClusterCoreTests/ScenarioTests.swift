@@ -420,6 +420,39 @@ import Testing
         #expect(cluster.nodes[follower]!.machine.applied == [1, 2])
     }
 
+    /// A lost snapshot is sent again as it was, not remade from the leader's newer state: a
+    /// transfer that was cut resumes the same snapshot, and the table copy a new one costs is
+    /// paid once per catch-up, not once per try.
+    @Test func aSnapshotLostOnItsWayIsSentAgainAsItWas() throws {
+        var cluster = ScriptedCluster(snapshotThreshold: 10)
+        cluster.run(2_000)
+        let leader = try #require(cluster.leader)
+        for value in 1...30 {
+            _ = cluster.propose([value], at: leader)
+            cluster.run(5)
+        }
+        let replaced = cluster.members.first { $0 != leader }!
+        cluster.crash(replaced)
+        cluster.start(replaced, lostDisk: true)
+        var sentIndexes: [LogIndex] = []
+        let losesSnapshots = { (cluster: inout ScriptedCluster) in
+            cluster.network.removeAll { message in
+                guard message.to == replaced, case .installSnapshot(let snapshot, _) = message.body else { return false }
+                sentIndexes.append(snapshot.index)
+                return true
+            }
+        }
+        for value in 31...45 {
+            _ = cluster.propose([value], at: leader)
+            cluster.run(100, check: losesSnapshots)
+        }
+        #expect(sentIndexes.count >= 2)
+        #expect(Set(sentIndexes).count == 1)
+        #expect(cluster.nodes[leader]!.commitIndex > sentIndexes.first ?? .max)
+        cluster.run(2_000)
+        #expect(cluster.nodes[replaced]!.machine.applied == Array(1...45))
+    }
+
     @Test func aLeaderSendingItsSnapshotKeepsItAcrossTheCompactionThreshold() throws {
         var cluster = ScriptedCluster(snapshotThreshold: 10)
         cluster.run(2_000)

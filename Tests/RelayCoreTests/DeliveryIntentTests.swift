@@ -92,6 +92,18 @@ import Testing
         #expect(machine.openIntent(for: key) == intent(1))
     }
 
+    @Test mutating func anAcceptanceBehindAKeysPendingEventOpensNoIntentEvenWhenNoneIsOpen() {
+        // The leader proposed it as its key's first, but an earlier event of the key was applied
+        // before it (proposed by another path, or by an older leader): the intent would let the
+        // later event be sent first.
+        accept("trigger")
+        #expect(machine.openIntent(for: key) == nil)
+        let (result, mutations) = acceptWithIntent("acknowledge")
+        #expect(result == .accepted(dedupKey: "db-1", eventNumber: 2))
+        #expect(!mutations.contains { if case .putIntent = $0 { true } else { false } })
+        #expect(machine.openIntent(for: key) == nil)
+    }
+
     @Test mutating func anAcceptanceOpensNoIntentBesideAnOlderRequestStillOut() {
         accept("trigger")
         apply(.openIntent(intent(1, term: 2)))

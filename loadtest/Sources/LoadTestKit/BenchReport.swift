@@ -61,6 +61,12 @@ public struct BenchReport: Sendable, Codable {
         add("cluster / HTTP ceiling (through HAProxy)", cluster, phase("ceiling-haproxy")?.acceptedPerMinute)
         add("cluster / single node", cluster, phase("single-node")?.acceptedPerMinute)
         add("single node / HTTP ceiling (direct)", phase("single-node")?.acceptedPerMinute, phase("ceiling")?.acceptedPerMinute)
+        add("forwarding floor / HTTP ceiling (direct)", phase("floor")?.acceptedPerMinute, phase("ceiling")?.acceptedPerMinute)
+        add(
+            "forwarding floor / HTTP ceiling (through HAProxy)", phase("floor-haproxy")?.acceptedPerMinute,
+            phase("ceiling-haproxy")?.acceptedPerMinute)
+        add("single node / forwarding floor (direct)", phase("single-node")?.acceptedPerMinute, phase("floor")?.acceptedPerMinute)
+        add("cluster / forwarding floor (through HAProxy)", cluster, phase("floor-haproxy")?.acceptedPerMinute)
         add("mock PagerDuty ceiling / cluster delivery", phase("mock")?.acceptedPerMinute, phase("cluster")?.deliveredPerMinute)
         add("cluster ingest / pdagent enqueue (520/min)", cluster, 520)
         add("cluster delivery / pdagent delivery (880/min)", phase("cluster")?.deliveredPerMinute, 880)

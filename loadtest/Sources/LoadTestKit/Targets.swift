@@ -142,23 +142,25 @@ public struct ExternalTarget: SystemUnderTest {
     public func stop() async {}
 }
 
-/// The HTTP ceiling: `count` processes of the same server stack (Hummingbird on SwiftNIO,
-/// release build) that only read the body and answer 202, optionally behind the same HAProxy
-/// configuration as the cluster. The generator's rate against it is the most this machine can
-/// do over HTTP with nothing else to do.
+/// The reference servers: the HTTP ceiling, processes of the same server stack (Hummingbird on
+/// SwiftNIO, release build) that only read the body and answer 202, or the forwarding floor
+/// (`ForwarderServer`), optionally behind the same HAProxy configuration as the cluster. The
+/// generator's rate against the ceiling is the most this machine can do over HTTP with nothing
+/// else to do.
 public final class CeilingTarget: SystemUnderTest {
     private let servers: [Process]
     private let ports: [Int]
     private let haproxy: Process?
     private let loadBalancerPort: Int?
 
-    /// `serverCommand` runs one trivial server given `--port N`.
-    public init(serverCommand: [String], count: Int, behindHAProxy: Bool, packageRoot: URL, basePort: Int) async throws {
+    /// Each of `serverCommands` runs one server given `--port N`.
+    public init(serverCommands: [[String]], behindHAProxy: Bool, packageRoot: URL, basePort: Int) async throws {
+        let count = serverCommands.count
         ports = (1...count).map { basePort + $0 }
-        servers = try ports.map { port in
+        servers = try zip(serverCommands, ports).map { command, port in
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: serverCommand[0])
-            process.arguments = Array(serverCommand.dropFirst()) + ["--port", String(port)]
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst()) + ["--port", String(port)]
             process.standardOutput = FileHandle.nullDevice
             try process.run()
             return process

@@ -9,7 +9,8 @@ struct LoadTest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pdrelay-loadtest",
         abstract: "Measure pdrelay's events per minute, latency and correctness on this machine.",
-        subcommands: [Bench.self, SyslogBenchCommand.self, CeilingServerCommand.self], defaultSubcommand: Bench.self)
+        subcommands: [Bench.self, SyslogBenchCommand.self, CeilingServerCommand.self, ForwarderServerCommand.self],
+        defaultSubcommand: Bench.self)
 }
 
 /// Syslog messages per second into durable events, on one node and on three.
@@ -45,6 +46,19 @@ struct CeilingServerCommand: AsyncParsableCommand {
     func run() async throws { try await CeilingServer.run(port: port) }
 }
 
+/// The forwarding floor's server (`ForwarderServer`), started by `bench` as its own process.
+struct ForwarderServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forwarder-server",
+        abstract: "A server on pdrelay's HTTP stack that sends each body on to the upstream and answers 202 once it has.")
+
+    @Option(help: "Loopback port to listen on.") var port: Int
+    @Option(help: "Where each event goes (POST /v2/enqueue below it).") var upstreamURL: String
+    @Flag(help: "Answer GET /readyz/leader with 200, so HAProxy sends it the load.") var leader = false
+
+    func run() async throws { try await ForwarderServer.run(port: port, upstreamURL: upstreamURL, leader: leader) }
+}
+
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the benchmark phases side by side and write the report (table, JSON, SVG charts).",
@@ -53,6 +67,8 @@ struct Bench: AsyncParsableCommand {
               ceiling          the generator against a trivial server of the same HTTP stack (the HTTP ceiling)
               ceiling-haproxy  the same through HAProxy (deploy/haproxy.cfg) to three trivial servers
               mock             the generator against the mock PagerDuty itself (the mock's own ceiling)
+              floor            one server that only forwards each event to the mock (the forwarding floor)
+              floor-haproxy    the same through HAProxy, which sends the load to one of three, as to a leader
               single-node      one pdrelay node, closed loop
               cluster          three nodes behind HAProxy, majority-synced commits (the headline figure)
               half-rate        three nodes, open loop at half the cluster phase's accepted rate
@@ -61,7 +77,7 @@ struct Bench: AsyncParsableCommand {
             """)
 
     @Option(help: "Comma-separated phases to run, in this order.")
-    var phases = "ceiling,ceiling-haproxy,mock,single-node,cluster,half-rate,chaos"
+    var phases = "ceiling,ceiling-haproxy,mock,floor,floor-haproxy,single-node,cluster,half-rate,chaos"
     @Flag(help: "A few seconds of small load, with a leader kill and upstream errors: checks correctness, not speed (CI).")
     var smoke = false
     @Option(help: "Length of the cluster phase (the other phases take --baseline-seconds and --chaos-seconds).")
@@ -99,7 +115,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "How long to wait after the load for every acknowledged event to reach the mock.") var drainTimeoutSeconds = 300.0
     @Option(help: "Seed of the action mix, sizes and random chaos targets.") var seed: UInt64 = 1
 
-    static let knownPhases = ["ceiling", "ceiling-haproxy", "mock", "single-node", "cluster", "half-rate", "chaos", "external"]
+    static let knownPhases = [
+        "ceiling", "ceiling-haproxy", "mock", "floor", "floor-haproxy", "single-node", "cluster", "half-rate", "chaos", "external",
+    ]
 
     mutating func validate() throws {
         if smoke {
@@ -122,7 +140,7 @@ struct Bench: AsyncParsableCommand {
         if needsRelay, !FileManager.default.isExecutableFile(atPath: relayBinary) {
             throw ValidationError("no pdrelay binary at \(relayBinary); run: swift build -c release --product pdrelay")
         }
-        if phaseList.contains(where: { ["cluster", "half-rate", "chaos", "ceiling-haproxy"].contains($0) }),
+        if phaseList.contains(where: { ["cluster", "half-rate", "chaos", "ceiling-haproxy", "floor-haproxy"].contains($0) }),
             !FileManager.default.isExecutableFile(atPath: "deploy/local-cluster")
         {
             throw ValidationError("run from the package root: deploy/local-cluster and deploy/haproxy.cfg are needed")
@@ -202,14 +220,23 @@ struct Bench: AsyncParsableCommand {
             switch name {
             case "ceiling":
                 target = try await CeilingTarget(
-                    serverCommand: [ownBinary, "ceiling-server"], count: 1, behindHAProxy: false, packageRoot: root,
+                    serverCommands: [[ownBinary, "ceiling-server"]], behindHAProxy: false, packageRoot: root,
                     basePort: LocalCluster.freeBasePort())
                 description = "one trivial Hummingbird server (reads the body, answers 202)"
             case "ceiling-haproxy":
                 target = try await CeilingTarget(
-                    serverCommand: [ownBinary, "ceiling-server"], count: 3, behindHAProxy: true, packageRoot: root,
+                    serverCommands: Array(repeating: [ownBinary, "ceiling-server"], count: 3), behindHAProxy: true, packageRoot: root,
                     basePort: LocalCluster.freeBasePort())
                 description = "HAProxy (deploy/haproxy.cfg) in front of three trivial servers"
+            case "floor", "floor-haproxy":
+                let forwarder = [ownBinary, "forwarder-server", "--upstream-url", upstreamURL]
+                let behindHAProxy = name == "floor-haproxy"
+                target = try await CeilingTarget(
+                    serverCommands: behindHAProxy ? [forwarder + ["--leader"], forwarder, forwarder] : [forwarder],
+                    behindHAProxy: behindHAProxy, packageRoot: root, basePort: LocalCluster.freeBasePort())
+                description =
+                    (behindHAProxy ? "HAProxy (deploy/haproxy.cfg) in front of three forwarders, one of them the leader: " : "")
+                    + "a Hummingbird server that sends each body to the mock with AsyncHTTPClient and answers 202 once the mock has"
             case "mock":
                 target = ExternalTarget(url: upstreamURL)
                 description = "the mock PagerDuty itself (validates and records every event), in the generator's process"
