@@ -146,15 +146,7 @@ import Testing
 
     @Test func aFollowerBackOnAnEmptyDiskCatchesUpFromASnapshotBeforeItVotes() throws {
         var cluster = ScriptedCluster(snapshotThreshold: 5)
-        cluster.run(2_000)
-        let leader = try #require(cluster.leader)
-        for value in 1...20 {
-            _ = cluster.propose([value], at: leader)
-            cluster.run(20)
-        }
-        let replaced = cluster.members.first { $0 != leader }!
-        cluster.crash(replaced)
-        cluster.start(replaced, lostDisk: true)
+        let (_, replaced) = try cluster.followerBackOnAnEmptyDisk(after: 1...20, millisecondsEach: 20)
         #expect(!cluster.nodes[replaced]!.mayVote)
         cluster.run(500)
         #expect(cluster.nodes[replaced]!.mayVote)
@@ -425,15 +417,7 @@ import Testing
     /// paid once per catch-up, not once per try.
     @Test func aSnapshotLostOnItsWayIsSentAgainAsItWas() throws {
         var cluster = ScriptedCluster(snapshotThreshold: 10)
-        cluster.run(2_000)
-        let leader = try #require(cluster.leader)
-        for value in 1...30 {
-            _ = cluster.propose([value], at: leader)
-            cluster.run(5)
-        }
-        let replaced = cluster.members.first { $0 != leader }!
-        cluster.crash(replaced)
-        cluster.start(replaced, lostDisk: true)
+        let (leader, replaced) = try cluster.followerBackOnAnEmptyDisk(after: 1...30, millisecondsEach: 5)
         var sentIndexes: [LogIndex] = []
         let losesSnapshots = { (cluster: inout ScriptedCluster) in
             cluster.network.removeAll { message in
@@ -455,15 +439,7 @@ import Testing
 
     @Test func aLeaderSendingItsSnapshotKeepsItAcrossTheCompactionThreshold() throws {
         var cluster = ScriptedCluster(snapshotThreshold: 10)
-        cluster.run(2_000)
-        let leader = try #require(cluster.leader)
-        for value in 1...30 {
-            _ = cluster.propose([value], at: leader)
-            cluster.run(5)
-        }
-        let replaced = cluster.members.first { $0 != leader }!
-        cluster.crash(replaced)
-        cluster.start(replaced, lostDisk: true)
+        let (leader, replaced) = try cluster.followerBackOnAnEmptyDisk(after: 1...30, millisecondsEach: 5)
         // The snapshot is lost on its way, again and again, as if its transfer took long.
         let losesSnapshots = { (cluster: inout ScriptedCluster) in
             cluster.network.removeAll { message in

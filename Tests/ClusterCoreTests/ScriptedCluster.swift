@@ -100,6 +100,8 @@ struct ScriptedCluster {
         }
     }
 
+    struct NoLeader: Error {}
+
     /// The leader of the highest term, if any.
     var leader: NodeID? {
         members.filter { nodes[$0]?.role == .leader }.max { nodes[$0]!.term < nodes[$1]!.term }
@@ -107,6 +109,23 @@ struct ScriptedCluster {
 
     /// Nodes that believe they hold a valid lease right now.
     var leaseHolders: [NodeID] { members.filter { (nodes[$0]?.leaseRemainingMilliseconds(now: local($0)) ?? 0) > 0 } }
+
+    /// Elects a leader, has it commit `values` one at a time (`millisecondsEach` apart), then
+    /// brings one follower back on an empty disk.
+    mutating func followerBackOnAnEmptyDisk(after values: ClosedRange<Int>, millisecondsEach: Int64) throws -> (
+        leader: NodeID, replaced: NodeID
+    ) {
+        run(2_000)
+        guard let leader else { throw NoLeader() }
+        for value in values {
+            _ = propose([value], at: leader)
+            run(millisecondsEach)
+        }
+        let replaced = members.first { $0 != leader }!
+        crash(replaced)
+        start(replaced, lostDisk: true)
+        return (leader, replaced)
+    }
 
     mutating func propose(_ values: [Int], at id: NodeID) -> [LogIndex]? {
         guard let (indexes, ready) = nodes[id]!.propose(values, now: local(id)) else { return nil }
