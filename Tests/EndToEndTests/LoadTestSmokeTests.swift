@@ -38,4 +38,29 @@ import Testing
         let table = try String(contentsOfFile: output + "/report.txt", encoding: .utf8)
         #expect(table.contains("lost events, all phases"))
     }
+
+    /// The forwarding floor's phases run real forwarders in front of the mock, one directly and
+    /// three behind HAProxy: a 202 reaches the generator only once the mock answered 202.
+    @Test func theFloorPhasesForwardEveryEventToTheMock() async throws {
+        let output = TestSupport.temporaryDirectory("loadtest-floor")
+        let run = try await CommandResult.run(
+            "pdrelay-loadtest",
+            ["bench", "--phases", "floor,floor-haproxy", "--baseline-seconds", "2", "--connections", "8", "--output-dir", output],
+            workingDirectory: TestSupport.packageRoot.path)
+        #expect(run.status == 0, "\(run.stdout.suffix(3_000))\n\(run.stderr.suffix(2_000))")
+        let report = try #require(
+            TestSupport.json(Array(try Data(contentsOf: URL(fileURLWithPath: output + "/report.json")))), "report.json is written")
+        let phases = try #require(report["phases"] as? [[String: Any]])
+        #expect(phases.compactMap { $0["name"] as? String } == ["floor", "floor-haproxy"])
+        for phase in phases {
+            #expect((phase["accepted"] as? Int ?? 0) > 100, "\(phase["name"] ?? "?") carried load")
+            #expect((phase["rejectedByStatus"] as? [String: Int])?.isEmpty ?? false, "\(phase["name"] ?? "?"): \(phase)")
+        }
+        let processes = try #require(phases.last?["processes"] as? [[String: Any]])
+        let seconds = processes.filter { ($0["name"] as? String)?.hasPrefix("server-") == true }.compactMap { $0["cpuSeconds"] as? Double }
+            .sorted(by: >)
+        #expect(
+            seconds.count == 3 && seconds[0] > 4 * seconds[1],
+            "HAProxy sends the load to the one forwarder that answers /readyz/leader: \(processes)")
+    }
 }

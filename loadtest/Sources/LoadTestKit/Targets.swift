@@ -147,7 +147,7 @@ public struct ExternalTarget: SystemUnderTest {
 /// (`ForwarderServer`), optionally behind the same HAProxy configuration as the cluster. The
 /// generator's rate against the ceiling is the most this machine can do over HTTP with nothing
 /// else to do.
-public final class CeilingTarget: SystemUnderTest {
+public final class ReferenceTarget: SystemUnderTest {
     private let servers: [Process]
     private let ports: [Int]
     private let haproxy: Process?
@@ -192,7 +192,7 @@ public final class CeilingTarget: SystemUnderTest {
     public var url: String { "http://127.0.0.1:\(loadBalancerPort ?? ports[0])" }
 
     public func processes() -> [(name: String, pid: pid_t)] {
-        servers.enumerated().map { ("ceiling-\($0.offset + 1)", $0.element.processIdentifier) }
+        servers.enumerated().map { ("server-\($0.offset + 1)", $0.element.processIdentifier) }
             + (haproxy.map { [("haproxy", $0.processIdentifier)] } ?? [])
     }
 

@@ -219,19 +219,19 @@ struct Bench: AsyncParsableCommand {
             let description: String
             switch name {
             case "ceiling":
-                target = try await CeilingTarget(
+                target = try await ReferenceTarget(
                     serverCommands: [[ownBinary, "ceiling-server"]], behindHAProxy: false, packageRoot: root,
                     basePort: LocalCluster.freeBasePort())
                 description = "one trivial Hummingbird server (reads the body, answers 202)"
             case "ceiling-haproxy":
-                target = try await CeilingTarget(
+                target = try await ReferenceTarget(
                     serverCommands: Array(repeating: [ownBinary, "ceiling-server"], count: 3), behindHAProxy: true, packageRoot: root,
                     basePort: LocalCluster.freeBasePort())
                 description = "HAProxy (deploy/haproxy.cfg) in front of three trivial servers"
             case "floor", "floor-haproxy":
                 let forwarder = [ownBinary, "forwarder-server", "--upstream-url", upstreamURL]
                 let behindHAProxy = name == "floor-haproxy"
-                target = try await CeilingTarget(
+                target = try await ReferenceTarget(
                     serverCommands: behindHAProxy ? [forwarder + ["--leader"], forwarder, forwarder] : [forwarder],
                     behindHAProxy: behindHAProxy, packageRoot: root, basePort: LocalCluster.freeBasePort())
                 description =
