@@ -341,7 +341,14 @@ public struct EngineStateMachine: Sendable {
         let writeRunning = write.map { now - $0.startedAt } ?? 0
         let heartbeats = ready.takeHeartbeats(writeRunningForMilliseconds: writeRunning, timing: settings.timing)
         if !heartbeats.isEmpty { emit(.send(heartbeats)) }
-        if !ready.applied.isEmpty { emit(.notice(.applied(ready.applied))) }
+        if !ready.applied.isEmpty {
+            emit(.notice(.applied(ready.applied)))
+            // An applied entry is committed: a majority's disks hold it (the leader counts its
+            // own only once synced), so its client hears now, not after this node's write queue
+            // reaches the Ready. What that write adds is this node's tables, which its log
+            // rebuilds after a crash.
+            answer(ready.applied, now: now)
+        }
         guard ready.needsPersistence || !ready.messages.isEmpty || !ready.applied.isEmpty else { return }
         readies.append(ready)
     }
@@ -405,12 +412,11 @@ public struct EngineStateMachine: Sendable {
         }
     }
 
-    /// A batch's write is synced (or it needed none): its messages leave and its clients hear.
+    /// A batch's write is synced (or it needed none): its messages leave.
     private mutating func complete(_ write: Write, now: Int64) {
         if settings.faults.injects(.answerBeforeApplied) { answerEarly(write) }
         for (ready, messages) in zip(write.readies, write.afterWrite) {
             if !messages.isEmpty { emit(.send(messages)) }
-            answer(ready.applied, now: now)
         }
         if write.mustSync {
             enqueue(raft.persisted(through: write.lastWritten ?? raft.durableIndex, now: now), now: now)

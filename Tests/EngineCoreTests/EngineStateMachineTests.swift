@@ -76,9 +76,9 @@ import Testing
             written.flatMap(\.sent).contains { if case .appendResponse(success: true, matchIndex: 1, _) = $0.body { true } else { false } })
     }
 
-    @Test func aLeadersAppendsLeaveBeforeItsOwnWrite() {
-        // Node 1 of three wins an election with node 2's vote.
-        var engine = Self.engine(id: 1, members: [1, 2, 3])
+    /// Node 1 of three, elected with node 2's vote, every write it asked for completed.
+    static func leaderOfThree() -> (EngineStateMachine, now: Int64) {
+        var engine = engine(id: 1, members: [1, 2, 3])
         var now: Int64 = 0
         while engine.raft.role != .leader {
             now += 10
@@ -99,6 +99,11 @@ import Testing
                 }
             }
         }
+        return (engine, now)
+    }
+
+    @Test func aLeadersAppendsLeaveBeforeItsOwnWrite() {
+        var (engine, now) = Self.leaderOfThree()
         let submitted = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
         let firstWrite = submitted.firstIndex(where: \.isWrite)
         let firstAppend = submitted.firstIndex { $0.sent.contains { $0.isBulk } }
@@ -107,6 +112,24 @@ import Testing
             return
         }
         #expect(firstAppend < firstWrite)
+    }
+
+    @Test func aClientHearsOnceAMajorityHoldsItsEntryWithoutWaitingForTheLeadersWrite() {
+        var (engine, now) = Self.leaderOfThree()
+        let submitted = engine.submit(Self.accept("a"), request: 1, holdDeadlineMilliseconds: nil, now: now)
+        #expect(submitted.contains { $0.isWrite })
+        // Both followers sync the entry and say so; the leader's own write of it is still out.
+        let acknowledgements = submitted.flatMap(\.sent).compactMap { message -> Message<RelayStateMachine>? in
+            guard case .append(let prevLogIndex, _, let entries, _, let round) = message.body, !entries.isEmpty else { return nil }
+            return .init(
+                from: message.to, to: 1, term: message.term,
+                body: .appendResponse(success: true, matchIndex: prevLogIndex + LogIndex(entries.count), round: round))
+        }
+        #expect(Set(acknowledgements.map(\.from)) == [2, 3], "\(submitted)")
+        now += 1
+        let acknowledged = engine.receive(acknowledgements, now: now)
+        #expect(acknowledged.compactMap(\.answer).map(\.0) == [1], "\(acknowledged)")
+        #expect(!acknowledged.contains { $0.isWrite }, "the leader's own write is still running")
     }
 
     @Test func aFailedWriteFailsEveryWaitingClientAndStopsWriting() {
