@@ -6,19 +6,21 @@ import Testing
 /// tests built, against one real node and three real nodes behind a real HAProxy, with the
 /// leader killed with SIGKILL and upstream errors. Only correctness is asserted, never speed.
 @Suite(.serialized, RelayLoad.cluster) struct LoadTestSmokeTests {
-    @Test func theSmokeRunLosesNothingKeepsOrderAndWritesItsReport() async throws {
-        let output = TestSupport.temporaryDirectory("loadtest-smoke")
+    /// Runs `pdrelay-loadtest bench` with `arguments`, expects it to succeed, and returns the
+    /// phases of the report it wrote to `output`.
+    static func bench(_ arguments: [String], output: String) async throws -> [[String: Any]] {
         let run = try await CommandResult.run(
-            "pdrelay-loadtest",
-            [
-                "bench", "--smoke", "--relay-binary", TestSupport.binDirectory.appendingPathComponent("pdrelay").path, "--output-dir",
-                output,
-            ], workingDirectory: TestSupport.packageRoot.path)
+            "pdrelay-loadtest", ["bench"] + arguments + ["--output-dir", output], workingDirectory: TestSupport.packageRoot.path)
         #expect(run.status == 0, "\(run.stdout.suffix(3_000))\n\(run.stderr.suffix(2_000))")
-
         let report = try #require(
             TestSupport.json(Array(try Data(contentsOf: URL(fileURLWithPath: output + "/report.json")))), "report.json is written")
-        let phases = try #require(report["phases"] as? [[String: Any]])
+        return try #require(report["phases"] as? [[String: Any]])
+    }
+
+    @Test func theSmokeRunLosesNothingKeepsOrderAndWritesItsReport() async throws {
+        let output = TestSupport.temporaryDirectory("loadtest-smoke")
+        let phases = try await Self.bench(
+            ["--smoke", "--relay-binary", TestSupport.binDirectory.appendingPathComponent("pdrelay").path], output: output)
         #expect(phases.compactMap { $0["name"] as? String } == ["single-node", "chaos"])
         for phase in phases {
             let name = phase["name"] as? String ?? "?"
@@ -42,15 +44,9 @@ import Testing
     /// The forwarding floor's phases run real forwarders in front of the mock, one directly and
     /// three behind HAProxy: a 202 reaches the generator only once the mock answered 202.
     @Test func theFloorPhasesForwardEveryEventToTheMock() async throws {
-        let output = TestSupport.temporaryDirectory("loadtest-floor")
-        let run = try await CommandResult.run(
-            "pdrelay-loadtest",
-            ["bench", "--phases", "floor,floor-haproxy", "--baseline-seconds", "2", "--connections", "8", "--output-dir", output],
-            workingDirectory: TestSupport.packageRoot.path)
-        #expect(run.status == 0, "\(run.stdout.suffix(3_000))\n\(run.stderr.suffix(2_000))")
-        let report = try #require(
-            TestSupport.json(Array(try Data(contentsOf: URL(fileURLWithPath: output + "/report.json")))), "report.json is written")
-        let phases = try #require(report["phases"] as? [[String: Any]])
+        let phases = try await Self.bench(
+            ["--phases", "floor,floor-haproxy", "--baseline-seconds", "2", "--connections", "8"],
+            output: TestSupport.temporaryDirectory("loadtest-floor"))
         #expect(phases.compactMap { $0["name"] as? String } == ["floor", "floor-haproxy"])
         for phase in phases {
             #expect((phase["accepted"] as? Int ?? 0) > 100, "\(phase["name"] ?? "?") carried load")
