@@ -415,9 +415,7 @@ public struct EngineStateMachine: Sendable {
     /// A batch's write is synced (or it needed none): its messages leave.
     private mutating func complete(_ write: Write, now: Int64) {
         if settings.faults.injects(.answerBeforeApplied) { answerEarly(write) }
-        for (ready, messages) in zip(write.readies, write.afterWrite) {
-            if !messages.isEmpty { emit(.send(messages)) }
-        }
+        for messages in write.afterWrite where !messages.isEmpty { emit(.send(messages)) }
         if write.mustSync {
             enqueue(raft.persisted(through: write.lastWritten ?? raft.durableIndex, now: now), now: now)
         }
